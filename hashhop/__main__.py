@@ -1,0 +1,3 @@
+from hashhop.cli import main
+
+main()

@@ -1,0 +1,116 @@
+"""Render a Sample as Magic-format text: prompt, completion, targets, and JSONL records.
+
+Text is built block by block with numpy (each block a byte matrix, one row per line), so
+the largest prompt streams in bounded memory at disk speed. Small samples use the same
+path and join the blocks.
+
+Format (DESIGN.md): prompt lines `KEY = VALUE`, the last link of each chain quoted
+`KEY = 'VALUE'`, shuffled, joined by newlines; completion
+`COMPLETION:\\nHops={h}\\n\\nCoT={cot}\\n\\n` then `{H1} = '{answer}'` per asked query and a
+final newline; targets `{H1: answer}` for every full chain.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import numpy as np
+
+from hashhop.task import QUOTE, SEPARATOR, Sample
+
+BLOCK_ROWS = 1 << 17
+"""Lines (or targets) rendered per block: about 5 MB of text, a few tens of MB of scratch."""
+
+COMPLETION_HEADER = "COMPLETION:\nHops={hops}\n\nCoT={cot}\n\n"
+
+_Column = np.ndarray | bytes
+
+
+def _join_columns(columns: list[_Column], n_rows: int) -> np.ndarray:
+    """Place byte columns side by side: uint8 matrices [n_rows, w] or constant byte strings."""
+    parts = []
+    for column in columns:
+        if isinstance(column, bytes):
+            column = np.broadcast_to(np.frombuffer(column, dtype=np.uint8), (n_rows, len(column)))
+        parts.append(column)
+    return np.hstack(parts)
+
+
+def _answer_columns(sample: Sample, chains: np.ndarray) -> list[_Column]:
+    """The answer for each chain: its last hash (skip) or every hash after H1 (CoT)."""
+    hops = sample.spec.hops
+    if not sample.spec.cot:
+        return [sample.hashes(sample.hash_index(chains, hops))]
+    columns: list[_Column] = []
+    for level in range(1, hops + 1):
+        if level > 1:
+            columns.append(SEPARATOR.encode())
+        columns.append(sample.hashes(sample.hash_index(chains, level)))
+    return columns
+
+
+def _line_block(sample: Sample, positions: np.ndarray, newline: bytes) -> bytes:
+    """Prompt lines at these positions, each followed by `newline`."""
+    chains, levels, ends = sample.line_links(sample.lines_at(positions))
+    keys = sample.hashes(sample.hash_index(chains, levels))
+    values = sample.hashes(sample.hash_index(chains, levels + 1))
+    quote = QUOTE.encode()
+    matrix = _join_columns([keys, SEPARATOR.encode(), quote, values, quote, newline], len(positions))
+    keep = np.ones(matrix.shape, dtype=bool)
+    open_quote = sample.spec.hash_len + len(SEPARATOR)
+    close_quote = open_quote + 1 + sample.spec.hash_len
+    keep[~ends, open_quote] = False
+    keep[~ends, close_quote] = False
+    return matrix[keep].tobytes()
+
+
+def prompt_chunks(sample: Sample, newline: bytes = b"\n") -> Iterator[bytes]:
+    """The prompt as consecutive byte chunks; `newline` lets JSON writers pass b'\\\\n'."""
+    for start in range(0, sample.n_lines, BLOCK_ROWS):
+        stop = min(start + BLOCK_ROWS, sample.n_lines)
+        chunk = _line_block(sample, np.arange(start, stop), newline)
+        yield chunk[: -len(newline)] if stop == sample.n_lines else chunk
+
+
+def prompt_text(sample: Sample) -> str:
+    return b"".join(prompt_chunks(sample)).decode("ascii")
+
+
+def query_answers(sample: Sample) -> list[tuple[str, str]]:
+    """(H1, answer) for each asked query, in the order the completion asks them."""
+    chains = sample.query_chains
+    keys = sample.hashes(sample.hash_index(chains, 0))
+    answers = _join_columns(_answer_columns(sample, chains), len(chains))
+    return [(key.tobytes().decode(), answer.tobytes().decode()) for key, answer in zip(keys, answers)]
+
+
+def completion_text(sample: Sample) -> str:
+    """The expected completion, exactly as Magic's reference writes it."""
+    header = COMPLETION_HEADER.format(hops=sample.spec.hops, cot=sample.spec.cot)
+    lines = [f"{key}{SEPARATOR}{QUOTE}{answer}{QUOTE}" for key, answer in query_answers(sample)]
+    return header + "\n".join(lines) + "\n"
+
+
+def _target_chunks(sample: Sample) -> Iterator[bytes]:
+    """The body of the targets JSON object, `"H1": "answer", ...`, for every full chain."""
+    for start in range(0, sample.n_chains, BLOCK_ROWS):
+        chains = np.arange(start, min(start + BLOCK_ROWS, sample.n_chains))
+        keys = sample.hashes(sample.hash_index(chains, 0))
+        columns = [b', "', keys, b'": "', *_answer_columns(sample, chains), b'"']
+        chunk = _join_columns(columns, len(chains)).tobytes()
+        yield chunk[2:] if start == 0 else chunk
+
+
+def targets(sample: Sample) -> dict[str, str]:
+    return json.loads(b"{" + b"".join(_target_chunks(sample)) + b"}")
+
+
+def record_chunks(sample: Sample) -> Iterator[bytes]:
+    """One JSONL line, {prompt, completion, targets, spec}, equal to json.dumps of the dict."""
+    yield b'{"prompt": "'
+    yield from prompt_chunks(sample, newline=b"\\n")
+    yield b'", "completion": ' + json.dumps(completion_text(sample)).encode()
+    yield b', "targets": {'
+    yield from _target_chunks(sample)
+    yield b'}, "spec": ' + json.dumps(sample.spec.to_dict()).encode() + b"}\n"

@@ -1,0 +1,102 @@
+"""`hashhop generate`: files appear whole or not at all; bad input is one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hashhop import TaskSpec
+from hashhop.cli import main
+
+HASHHOP = [sys.executable, "-m", "hashhop"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*HASHHOP, *args], capture_output=True, text=True)
+
+
+def test_generate_writes_one_record_per_sample_with_its_spec(tmp_path):
+    out = tmp_path / "data.jsonl"
+    result = run("generate", "--tokens", "500", "--hops", "2", "--cot", "--queries", "3",
+                 "--samples", "4", "--seed", "5", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 4
+    specs = [TaskSpec(**record["spec"]) for record in records]
+    assert all(spec.hops == 2 and spec.cot and spec.queries == 3 for spec in specs)
+    assert len({spec.seed for spec in specs}) == 4
+    assert all(set(record) == {"prompt", "completion", "targets", "spec"} for record in records)
+
+
+def test_prompt_only_writes_the_raw_prompt(tmp_path):
+    out = tmp_path / "prompt.txt"
+    assert run("generate", "--chars", "2000", "--prompt-only", "-o", str(out)).returncode == 0
+    text = out.read_text()
+    assert len(text) <= 2000 and text.count("\n") + 1 == len(text.splitlines())
+    assert "COMPLETION" not in text
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--tokens", "100", "--hops", "0"], "hops must be at least 1"),
+        (["--tokens", "1000", "--queries", "500"], "500 queries asked"),
+        (["--tokens", "10", "--hops", "3"], "too small for one chain"),
+        (["--tokens", "100", "--alphabet", "ab=c"], "alphabet has characters"),
+        (["--chars", "50000", "--hash-len", "2", "--alphabet", "ab"], "distinct hashes"),
+        (["--tokens", "100", "--chars", "100"], "exactly one of --tokens or --chars"),
+        (["--tokens", "100", "--samples", "2", "--prompt-only"], "single raw prompt"),
+    ],
+)
+def test_bad_parameters_give_one_line_exit_2_and_no_file(tmp_path, args, message):
+    out = tmp_path / "out.jsonl"
+    result = run("generate", *args, "-o", str(out))
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_output_directory_is_a_clear_error(tmp_path):
+    result = run("generate", "--tokens", "100", "-o", str(tmp_path / "nope" / "x.jsonl"))
+    assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_an_interrupted_write_keeps_the_old_file_and_leaves_no_temp(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "data.jsonl"
+    out.write_text("precious\n")
+
+    def failing_chunks(sample):
+        yield b'{"prompt": "'
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("hashhop.dataset.record_chunks", failing_chunks)
+    monkeypatch.setattr(sys, "argv", ["hashhop", "generate", "--tokens", "100", "-o", str(out)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert out.read_text() == "precious\n"
+    assert [path.name for path in tmp_path.iterdir()] == ["data.jsonl"]
+
+
+@pytest.mark.slow
+def test_streaming_a_large_sample_keeps_memory_bounded(tmp_path):
+    """10M tokens (30 MB of prompt, 3.2M hashes) written with a peak far below the output size."""
+    out = tmp_path / "big.jsonl"
+    code = (
+        "import resource, sys\n"
+        "from hashhop.cli import main\n"
+        f"sys.argv = ['hashhop', 'generate', '--tokens', '10000000', '-o', {str(out)!r}]\n"
+        "try:\n    main()\n"
+        "finally:\n    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    peak_mb = int(result.stdout.split()[-1]) / 1024
+    size_mb = out.stat().st_size / 1e6
+    assert size_mb > 55  # prompt plus targets
+    assert peak_mb < 150, f"peak {peak_mb:.0f} MB for a {size_mb:.0f} MB file"
