@@ -66,7 +66,8 @@ class FeistelPermutation:
                 if other != target:
                     mix = splitmix64(mix ^ block)
             radix = np.uint64(self.radices[target])
-            blocks[target] = (blocks[target] + mix % radix) % radix
+            total = blocks[target] + mix % radix
+            blocks[target] = np.where(total >= radix, total - radix, total)
         return blocks
 
 

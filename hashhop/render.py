@@ -19,8 +19,8 @@ import numpy as np
 
 from hashhop.task import QUOTE, SEPARATOR, Sample
 
-BLOCK_ROWS = 1 << 17
-"""Lines (or targets) rendered per block: about 5 MB of text, a few tens of MB of scratch."""
+BLOCK_ROWS = 1 << 15
+"""Lines (or targets) rendered per block: small enough for the scratch arrays to stay in cache."""
 
 COMPLETION_HEADER = "COMPLETION:\nHops={hops}\n\nCoT={cot}\n\n"
 

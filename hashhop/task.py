@@ -142,12 +142,14 @@ class Sample:
             indices = indices // radix
         codes = np.frombuffer(self.spec.alphabet.encode("ascii"), dtype=np.uint8)
         alphabet_size = np.uint64(len(codes))
-        digits = []
+        chars = np.empty((self.spec.hash_len, len(indices)), dtype=np.uint8)
+        row = 0
         for block, length in zip(self._hash_permutation.apply(blocks), self._hash_blocks):
             for _ in range(length):
-                digits.append(block % alphabet_size)
-                block = block // alphabet_size
-        return codes[np.stack(digits, axis=1).astype(np.intp)]
+                quotient = block // alphabet_size
+                chars[row] = codes[block - quotient * alphabet_size]
+                block, row = quotient, row + 1
+        return chars.T
 
     def lines_at(self, positions: np.ndarray) -> np.ndarray:
         """Which line (chain-major link number) sits at each prompt position: the shuffle."""
