@@ -18,8 +18,13 @@ install: $(STAMP)
 test: install
 	$(PY) -m pytest -q
 
+DEMO := runs/demo
 demo: install
-	$(PY) -m hashhop.demo
+	mkdir -p $(DEMO)
+	$(VENV)/bin/hashhop generate --tokens 4000 --hops 2 --cot --queries 5 --samples 40 --seed 1 -o $(DEMO)/data.jsonl
+	$(PY) examples/noisy_oracle.py $(DEMO)/data.jsonl $(DEMO)/answers.jsonl --error-rate 0.2
+	$(VENV)/bin/hashhop score $(DEMO)/data.jsonl $(DEMO)/answers.jsonl
+	$(VENV)/bin/hashhop generate --tokens 10000000 --prompt-only -o $(DEMO)/prompt-10M.txt
 
 bench: install
 	$(PY) benchmarks/generate.py

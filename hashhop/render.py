@@ -103,6 +103,7 @@ def _target_chunks(sample: Sample) -> Iterator[bytes]:
 
 
 def targets(sample: Sample) -> dict[str, str]:
+    """H1 -> answer for every full chain, in chain order (Magic's `targets`)."""
     return json.loads(b"{" + b"".join(_target_chunks(sample)) + b"}")
 
 
