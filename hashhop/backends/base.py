@@ -1,0 +1,51 @@
+"""The one interface every model hides behind: a batch of prompts in, completions out.
+
+A new backend is one file that satisfies `Backend`; the harness, the cache and the results
+know nothing else about it.
+"""
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One model answer with what it cost, as the results file records it.
+
+    Token counts are the model's own (server `usage` or local tokenizer), or None where the
+    backend cannot know them; `latency_s` is the wall time the caller waited for this answer.
+    """
+
+    text: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_s: float
+
+
+class Backend(Protocol):
+    """A model the harness can ask: everything else about it stays behind this line."""
+
+    def settings(self) -> dict[str, object]:
+        """Everything that can change an answer (model, endpoint, temperature, template...).
+
+        JSON-serializable and free of secrets: it keys the answer cache and is written next
+        to every result.
+        """
+        ...
+
+    def count_tokens(self, text: str) -> int | None:
+        """Tokens of `text` in the model's own tokenizer, or None where it is not reachable.
+
+        Prompts are sized with it (RULER's rule); the harness falls back to characters when
+        it gets None, and says so.
+        """
+        ...
+
+    @property
+    def context_window(self) -> int | None:
+        """The most tokens (prompt plus completion) the model accepts, or None if unknown."""
+        ...
+
+    def complete(self, prompts: list[str], max_new_tokens: int) -> list[Completion]:
+        """Greedy completions of `prompts`, in the same order, at most `max_new_tokens` each."""
+        ...

@@ -1,0 +1,112 @@
+"""`evaluate`: one row per asked query, resumable from the cache, prompts never truncated.
+
+The backend here is a test double that counts what it is asked (the harness's behaviour is
+under test, not a model's); real models are exercised in test_eval_smollm2.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hashhop.backends.base import Completion
+from hashhop.errors import HashHopError
+from hashhop.harness import Grid, evaluate
+
+
+class CountingBackend:
+    """Answers every prompt with the same sentence and counts the prompts it was asked."""
+
+    def __init__(self, context_window: int | None = None, tokenizer: bool = True, fail_after: int | None = None):
+        self.asked = 0
+        self.window = context_window
+        self.tokenizer = tokenizer
+        self.fail_after = fail_after
+
+    def settings(self) -> dict[str, object]:
+        return {"backend": "counting", "model": "counting-double"}
+
+    def count_tokens(self, text: str) -> int | None:
+        return -(-len(text) // 4) if self.tokenizer else None
+
+    @property
+    def context_window(self) -> int | None:
+        return self.window
+
+    def complete(self, prompts: list[str], max_new_tokens: int) -> list[Completion]:
+        if self.fail_after is not None and self.asked + len(prompts) > self.fail_after:
+            raise KeyboardInterrupt  # as if the run were killed here
+        self.asked += len(prompts)
+        return [Completion("I do not know.", self.count_tokens(p), 4, 0.01) for p in prompts]
+
+
+GRID = Grid(sizes=(200, 400), hops=(1, 2), cot_modes=(False, True), samples=2, queries=2)
+N_PROMPTS = 2 * 2 * 2 * 2
+
+
+def read_results(run_dir):
+    return [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+
+
+def test_every_asked_query_becomes_one_result_row(tmp_path):
+    rows = evaluate(CountingBackend(), GRID, tmp_path, model_label="double", batch_size=3)
+    assert len(rows) == N_PROMPTS * 2 == len(read_results(tmp_path))
+    row = rows[0]
+    for field in ("spec", "backend", "query", "target", "completion", "correct", "hop_credit",
+                  "diagnosis", "latency_s", "prompt_tokens", "completion_tokens", "sizing"):
+        assert field in row
+    assert row["sizing"] == "model tokenizer" and row["diagnosis"] == "unparseable"
+    assert {(r["spec"]["size"], r["spec"]["hops"], r["spec"]["cot"]) for r in rows} == {
+        (size, hops, cot) for size in (200, 400) for hops in (1, 2) for cot in (False, True)
+    }
+
+
+def test_run_json_records_version_commit_command_and_times(tmp_path):
+    evaluate(CountingBackend(), GRID, tmp_path, model_label="double")
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["package_version"] and run["command"] and run["machine"]["cpus"]
+    assert run["started"] <= run["finished"]
+    assert run["backend"] == CountingBackend().settings()
+
+
+def test_a_second_run_asks_the_model_nothing(tmp_path):
+    evaluate(CountingBackend(), GRID, tmp_path, model_label="double")
+    first = read_results(tmp_path)
+    again = CountingBackend()
+    evaluate(again, GRID, tmp_path, model_label="double")
+    assert again.asked == 0
+    assert read_results(tmp_path) == first
+
+
+def test_a_killed_run_resumes_without_asking_twice(tmp_path):
+    undisturbed = tmp_path / "undisturbed"
+    evaluate(CountingBackend(), GRID, undisturbed, model_label="double", batch_size=2)
+    killed = tmp_path / "killed"
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(CountingBackend(fail_after=5), GRID, killed, model_label="double", batch_size=2)
+    assert not (killed / "results.jsonl").exists()
+    resumed = CountingBackend()
+    evaluate(resumed, GRID, killed, model_label="double", batch_size=2)
+    assert resumed.asked == N_PROMPTS - 4  # two full batches of two landed before the kill
+    assert read_results(killed) == read_results(undisturbed)
+
+
+def test_prompts_are_sized_in_the_models_tokens(tmp_path):
+    rows = evaluate(CountingBackend(), GRID, tmp_path, model_label="double")
+    for row in rows:
+        assert row["spec"]["tokenizer"] == "counting-double"
+        instruction_tokens = row["prompt_tokens"] - row["spec"]["size"]
+        assert 0 < instruction_tokens < 200  # the hash list fills its budget; the rest is the task
+
+
+def test_without_a_tokenizer_the_fallback_is_said_in_the_results(tmp_path):
+    rows = evaluate(CountingBackend(tokenizer=False), GRID, tmp_path, model_label="double")
+    assert all(row["sizing"].startswith("chars-per-token fallback") for row in rows)
+
+
+def test_a_prompt_larger_than_the_context_window_is_an_error_not_a_cut(tmp_path):
+    backend = CountingBackend(context_window=300)
+    with pytest.raises(HashHopError, match="context window is 300"):
+        evaluate(backend, GRID, tmp_path, model_label="double")
+    assert backend.asked == 0
