@@ -6,15 +6,13 @@ refusals stop the run with the server's reason and never the API key.
 """
 
 import json
-import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from llama_server import llama_server
 
 from hashhop.backends import make_backend
 from hashhop.backends.bundled import resolve_model
@@ -27,7 +25,6 @@ SMOLLM2 = Path(resolve_model("smollm2-135m"))
 MODEL = "smollm2"
 KEY_ENV = "HASHHOP_TEST_API_KEY"
 CANARY = "sk-canary-4f9b2e7d"
-SERVER_START_TIMEOUT_S = 120
 CLIENT_TIMEOUT_S = 5.0
 MAX_NEW_TOKENS = 16
 PROMPTS = [
@@ -40,35 +37,8 @@ HANG = "hang"
 @pytest.fixture(scope="module")
 def server_url() -> Iterator[str]:
     """A llama.cpp server on a free loopback port for the whole module, stopped after."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(SMOLLM2)]
-    command += ["--model_alias", MODEL, "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--n_ctx", "2048"]
-    log: list[str] = []
-    ready = threading.Event()
-    with subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    ) as server:
-
-        def drain_log() -> None:
-            for line in server.stderr:
-                log.append(line)
-                if "Uvicorn running on" in line:
-                    ready.set()
-            ready.set()
-
-        drainer = threading.Thread(target=drain_log, daemon=True)
-        drainer.start()
-        try:
-            ready.wait(SERVER_START_TIMEOUT_S)
-            if not any("Uvicorn running on" in line for line in log):
-                pytest.fail("llama.cpp server did not start:\n" + "".join(log[-20:]))
-            yield f"http://127.0.0.1:{port}/v1"
-        finally:
-            server.terminate()
-            drainer.join()
+    with llama_server(SMOLLM2, MODEL) as server:
+        yield server.url
 
 
 class FaultProxy:
