@@ -103,7 +103,7 @@ def evaluate(
     queries: Annotated[int, typer.Option(help="Queries asked per prompt.")] = 1,
     hash_len: Annotated[int, typer.Option(help="Characters per hash.")] = 16,
     seed: Annotated[int, typer.Option(help="Grid seed; every prompt's own seed is in results.jsonl.")] = 0,
-    template: Annotated[Path | None, typer.Option(help="Instruction template file (fields: {pairs} {task} {hops} {queries} {answer_form}).")] = None,
+    template: Annotated[str | None, typer.Option(help="instruct (default; completion for hashhop checkpoints), completion, or a template file (fields: {pairs} {task} {hops} {queries} {first_query} {answer_form}).")] = None,
     label: Annotated[str | None, typer.Option(help="Model name in reports (default: from --model).")] = None,
     batch_size: Annotated[int, typer.Option(help="Prompts sent to the backend at once.")] = 4,
     base_url: Annotated[str, typer.Option(help="openai: API root, e.g. http://127.0.0.1:8000/v1.")] = "http://127.0.0.1:8000/v1",
@@ -139,7 +139,7 @@ def evaluate(
         hash_len=hash_len,
         seed=seed,
     )
-    chosen_template = load_template(template)
+    chosen_template = load_template(template or ("completion" if backend == "hashhop" else "instruct"))
     rows = run_grid(
         make_backend(backend, **settings), grid, out,
         model_label=label or Path(model).stem, template=chosen_template, batch_size=batch_size,

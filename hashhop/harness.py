@@ -28,7 +28,7 @@ from hashhop.dataset import atomic_output
 from hashhop.errors import HashHopError
 from hashhop.fit import make_sample
 from hashhop.permutation import derive_key
-from hashhop.prompting import DEFAULT_TEMPLATE, instruction_prompt
+from hashhop.prompting import DEFAULT_TEMPLATE, instruction_prompt, reply_to_score
 from hashhop.render import completion_text
 from hashhop.score import QueryScore, score_sample
 from hashhop.task import TaskSpec
@@ -145,7 +145,7 @@ def evaluate(
         for start in range(0, len(tasks), batch_size):
             batch = tasks[start : start + batch_size]
             for task, completion in zip(batch, _answers(backend, cache, settings, batch)):
-                scores = score_sample(task.prompt, task.expected, completion.text)
+                scores = score_sample(task.prompt, task.expected, reply_to_score(task.prompt, completion.text))
                 rows += [_result_row(task, completion, score, settings, model_label) for score in scores]
             progress.update(len(batch))
             correct = sum(row["correct"] for row in rows)

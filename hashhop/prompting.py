@@ -27,16 +27,27 @@ Queries: {queries}
 Reply with one line per query, QUERY = 'ANSWER', under this header:
 {answer_form}"""
 
+COMPLETION_TEMPLATE = "{pairs}\n\n{answer_form}\n\n{first_query} = '"
+"""For base models trained on Magic's format: the prompt, the completion header, and the
+first query's answer line opened, for the model to finish (one query per prompt)."""
+
+TEMPLATES = {"instruct": DEFAULT_TEMPLATE, "completion": COMPLETION_TEMPLATE}
+ANSWER_OPENING = " = '"
+"""A prompt ending in this leaves its last line, the open answer line, to the model."""
+
 TASK_SKIP = "The ANSWER is only the value reached after the last hop."
 TASK_COT = "The ANSWER is every value reached, hop by hop, separated by ' = '."
-FIELDS = frozenset({"pairs", "task", "hops", "queries", "answer_form"})
-REQUIRED_FIELDS = frozenset({"pairs", "queries"})
+FIELDS = frozenset({"pairs", "task", "hops", "queries", "first_query", "answer_form"})
+REQUIRED_FIELDS = frozenset({"pairs"})
 
 
-def load_template(path: Path | None) -> str:
-    """The default template, or a user's file checked for the fields it must and may use."""
-    if path is None:
+def load_template(name_or_path: str | Path | None) -> str:
+    """A built-in template by name (instruct, completion), or a user's file, checked for its fields."""
+    if name_or_path is None:
         return DEFAULT_TEMPLATE
+    if str(name_or_path) in TEMPLATES:
+        return TEMPLATES[str(name_or_path)]
+    path = Path(name_or_path)
     try:
         template = Path(path).read_text(encoding="utf-8")
     except OSError as error:
@@ -46,6 +57,8 @@ def load_template(path: Path | None) -> str:
         raise HashHopError(f"template {path} uses unknown field(s) {sorted(unknown)}; known: {sorted(FIELDS)}")
     if missing := REQUIRED_FIELDS - used:
         raise HashHopError(f"template {path} must contain {{{'}, {'.join(sorted(missing))}}}")
+    if not used & {"queries", "first_query"}:
+        raise HashHopError(f"template {path} must name the queries: {{queries}} or {{first_query}}")
     return template
 
 
@@ -58,5 +71,13 @@ def instruction_prompt(sample: Sample, template: str = DEFAULT_TEMPLATE) -> str:
         task=TASK_COT if sample.spec.cot else TASK_SKIP,
         hops=sample.spec.hops,
         queries=", ".join(queries),
+        first_query=queries[0],
         answer_form=header.rstrip(),
     )
+
+
+def reply_to_score(prompt: str, reply: str) -> str:
+    """The text that answers: the reply, after the prompt's open answer line if it left one."""
+    if prompt.endswith(ANSWER_OPENING):
+        return prompt.rpartition("\n")[2] + reply
+    return reply

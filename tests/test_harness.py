@@ -13,6 +13,7 @@ import pytest
 from hashhop.backends.base import Completion
 from hashhop.errors import HashHopError
 from hashhop.harness import Grid, evaluate
+from hashhop.prompting import load_template
 
 
 class CountingBackend:
@@ -110,3 +111,17 @@ def test_a_prompt_larger_than_the_context_window_is_an_error_not_a_cut(tmp_path)
     with pytest.raises(HashHopError, match="context window is 300"):
         evaluate(backend, GRID, tmp_path, model_label="double")
     assert backend.asked == 0
+
+
+class ContinuingBackend(CountingBackend):
+    """A base model's way of answering: it finishes the open answer line the prompt ends with."""
+
+    def complete(self, prompts: list[str], max_new_tokens: int) -> list[Completion]:
+        self.asked += len(prompts)
+        return [Completion("notAHash'", 10, 2, 0.01) for _ in prompts]
+
+
+def test_a_reply_that_finishes_the_prompts_open_answer_line_is_graded(tmp_path):
+    grid = Grid(sizes=(200,), hops=(1,), samples=2, queries=1)
+    rows = evaluate(ContinuingBackend(), grid, tmp_path, model_label="double", template=load_template("completion"))
+    assert [(row["answer"], row["diagnosis"]) for row in rows] == [("notAHash", "absent")] * 2
