@@ -20,7 +20,7 @@ from hashhop.harness import Grid, evaluate
 
 pytest.importorskip("torch")
 pytest.importorskip("llama_cpp.server")
-from hashhop.backends.openai import OpenAIBackend  # noqa: E402  (needs the optional httpx)
+from hashhop.backends.openai import OpenAIBackend  # after the skips: needs the optional httpx
 
 SMOLLM2 = resolve_model("smollm2-135m")
 GRID = Grid(sizes=(150,), hops=(1, 2), cot_modes=(False, True), samples=1, queries=1)
