@@ -149,6 +149,18 @@ def evaluate(
 
 
 @app.command()
+def train(
+    config: Annotated[Path | None, typer.Option(help="TOML config (see configs/); defaults otherwise.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field: --set steps=500 --set model.n_layers=3.")] = None,
+) -> None:
+    """Train a small model on HashHop (fresh hashes every batch); resumes from --set out_dir's latest checkpoint."""
+    from hashhop.train import load_config, train as run_training
+
+    metrics = run_training(load_config(config, set_ or [])).metrics
+    typer.echo(f"final loss {metrics['loss']:.4f}, batch exact match {metrics['exact']:.1%}, {metrics['seconds']:.0f} s", err=True)
+
+
+@app.command()
 def report(
     runs: Annotated[list[Path], typer.Argument(help="Run directories written by `hashhop eval` (several models side by side).")],
     out: Annotated[Path | None, typer.Option(help="Where to write heatmap.png, accuracy.png, report.html (default: the first run).")] = None,

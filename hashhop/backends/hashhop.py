@@ -1,40 +1,46 @@
-"""The project's own checkpoints (a directory with `config.json` and safetensors weights).
+"""The project's own checkpoints (safetensors weights + JSON config) as a backend.
 
-The model code arrives with the training module. Until then this checks what it can, so a
-wrong path or a broken checkpoint is reported as such, and then says plainly that the
-model cannot run yet.
+The model reads the prompt's token ids and writes tokens greedily until it closes the answer
+line it was handed: use the `completion` template (the CLI's default for this backend).
 """
 
-import json
+import time
 from pathlib import Path
 
-from hashhop.backends.base import Backend
-from hashhop.errors import HashHopError
+import torch
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-
-
-def load_checkpoint(*, model: str | Path) -> Backend:
-    """A backend for the checkpoint directory `model` (raises until models exist)."""
-    directory = Path(model).expanduser()
-    read_config(directory)
-    if not (directory / WEIGHTS_FILE).is_file():
-        raise HashHopError(f"{directory} is not a hashhop checkpoint: it has no {WEIGHTS_FILE}")
-    raise HashHopError(
-        f"cannot run {directory}: hashhop checkpoints need the training module (not yet available)"
-    )
+from hashhop.backends.base import Completion
+from hashhop.checkpoint import load_checkpoint
+from hashhop.generation import greedy_continue
 
 
-def read_config(directory: Path) -> dict[str, object]:
-    """The checkpoint's `config.json` as a dict, with a clear error when it is not one."""
-    path = directory / CONFIG_FILE
-    if not path.is_file():
-        raise HashHopError(f"{directory} is not a hashhop checkpoint: it has no {CONFIG_FILE}")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise HashHopError(f"{path} is not valid JSON: {error}") from None
-    if not isinstance(config, dict):
-        raise HashHopError(f"{path} must hold a JSON object, not {type(config).__name__}")
-    return config
+class CheckpointBackend:
+    """Greedy completions from a checkpoint, or the latest checkpoint of a training run."""
+
+    def __init__(self, *, model: str | Path, device: str = "cpu", batch_size: int = 8) -> None:
+        self.loaded = load_checkpoint(Path(model).expanduser(), device)
+        self.device = device
+        self.batch_size = batch_size
+
+    def settings(self) -> dict[str, object]:
+        return {"backend": "hashhop", "model": str(self.loaded.directory.resolve()), "step": self.loaded.config["step"]}
+
+    def count_tokens(self, text: str) -> int | None:
+        return len(self.loaded.tokenizer.encode(text).ids)
+
+    @property
+    def context_window(self) -> int | None:
+        return self.loaded.config["model"].get("max_len") or None
+
+    def complete(self, prompts: list[str], max_new_tokens: int) -> list[Completion]:
+        completions = []
+        for start in range(0, len(prompts), self.batch_size):
+            chunk = prompts[start : start + self.batch_size]
+            began = time.perf_counter()
+            contexts = [self.loaded.tokenizer.encode(prompt) for prompt in chunk]
+            texts = greedy_continue(self.loaded.model, self.loaded.tokenizer, contexts, max_new_tokens, torch.device(self.device))
+            latency = time.perf_counter() - began
+            for context, text in zip(contexts, texts):
+                new_tokens = len(self.loaded.tokenizer.encode(text, identifiers=context.identifiers).ids)
+                completions.append(Completion(text, len(context.ids), new_tokens, latency))
+        return completions

@@ -1,0 +1,30 @@
+"""Our own language models: one file per architecture, one shared block layout and pointer head.
+
+`build_model(ModelConfig(arch, tokenizer.n_fixed, tokenizer.feature_dim))` gives a model whose
+`model(ids, features, n_identifiers)` are logits [B, T, n_fixed + U]: the fixed vocabulary,
+then the sequence's own identifiers (see blocks.py and embedding.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hashhop.errors import HashHopError
+from hashhop.models import gla, transformer
+from hashhop.models.blocks import LanguageModel
+from hashhop.models.config import ModelConfig
+
+ARCHS: dict[str, Callable[[ModelConfig], LanguageModel]] = {
+    "transformer": transformer.build,
+    "gla": gla.build,
+}
+
+
+def build_model(config: ModelConfig) -> LanguageModel:
+    """A freshly initialised model of config.arch (seed torch first for reproducible weights)."""
+    if config.arch not in ARCHS:
+        raise HashHopError(f"unknown arch {config.arch!r}; choose one of {sorted(ARCHS)}")
+    return ARCHS[config.arch](config)
+
+
+__all__ = ["ARCHS", "LanguageModel", "ModelConfig", "build_model"]

@@ -1,0 +1,199 @@
+"""Train a small model on HashHop, with fresh hashes every batch.
+
+Every batch is generated on the fly from seeds derived from (run seed, step, rank, row),
+so data never repeats, a resumed run sees exactly the batches it would have seen, and
+evaluation seeds (another derivation) never occur in training. Loss is on the answer tokens
+only. AdamW with linear warmup and cosine decay, gradient clipping; CPU by default, CUDA
+with bf16 autocast when present; several processes through `torchrun` (PyTorch DDP).
+
+    hashhop train --config configs/identifier.toml --set steps=2000 --set model.n_layers=3
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import tomllib
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from pydantic import BaseModel, ConfigDict, ValidationError
+from tqdm import tqdm
+
+from hashhop.checkpoint import latest_checkpoint, load_trainer_state, load_weights, save_checkpoint
+from hashhop.errors import HashHopError
+from hashhop.fit import make_sample
+from hashhop.models import ModelConfig, build_model
+from hashhop.permutation import derive_key
+from hashhop.task import TaskSpec
+from hashhop.tokenize import make_tokenizer
+from hashhop.training_data import IGNORE_INDEX, TRAIN_SEEDS, Batch, collate, encode_example
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSettings(_Strict):
+    arch: str = "transformer"
+    d_model: int = 128
+    n_layers: int = 2
+    n_heads: int = 4
+    positional: str = "none"
+    conv_kernel: int = 3
+
+
+class TaskSettings(_Strict):
+    chars: int = 1200
+    """Prompt size in characters (the same content whatever the tokenizer)."""
+    hops: list[int] = [1]
+    cot: list[bool] = [False]
+    hash_len: int = 16
+
+
+class TrainConfig(_Strict):
+    out_dir: str = "runs/train"
+    tokenizer: dict = {"kind": "identifier"}
+    model: ModelSettings = ModelSettings()
+    task: TaskSettings = TaskSettings()
+    batch_size: int = 32
+    steps: int = 1000
+    lr: float = 3e-3
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 250
+    device: str = "auto"
+
+
+def load_config(path: Path | None, overrides: list[str]) -> TrainConfig:
+    """A config from a TOML file (or defaults), with `a.b=value` overrides (values in TOML syntax)."""
+    data: dict = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise HashHopError(f"cannot read config {path}: {error}") from None
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep:
+            raise HashHopError(f"override {override!r} is not key=value")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        *parents, leaf = key.strip().split(".")
+        node = data
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    try:
+        return TrainConfig(**data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise HashHopError(f"config: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+def sample_specs(config: TrainConfig, step: int, rank: int) -> list[TaskSpec]:
+    """The specs of one rank's batch at one step: hops and modes cycle over the rows."""
+    settings = [(h, c) for h in config.task.hops for c in config.task.cot]
+    base = derive_key(config.seed, TRAIN_SEEDS)
+    specs = []
+    for row in range(config.batch_size):
+        hops, cot = settings[row % len(settings)]
+        seed = derive_key(base ^ derive_key(step, rank), row)
+        specs.append(TaskSpec(size=config.task.chars, unit="chars", hops=hops, cot=cot,
+                              hash_len=config.task.hash_len, seed=seed))
+    return specs
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Linear warmup, then cosine decay to min_lr_ratio * lr."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise HashHopError("device cuda asked for, but no CUDA device is available")
+    return torch.device(name)
+
+
+def batch_loss(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, float]:
+    """Mean cross-entropy over target tokens, and the fraction of rows with every target right."""
+    logits = model(batch.ids, batch.features, batch.n_identifiers)
+    loss = torch.nn.functional.cross_entropy(
+        logits.flatten(0, 1).float(), batch.labels.flatten(), ignore_index=IGNORE_INDEX
+    )
+    targets = batch.labels != IGNORE_INDEX
+    right = (logits.argmax(-1) == batch.labels) | ~targets
+    return loss, right.all(dim=1).float().mean().item()
+
+
+@dataclass
+class TrainResult:
+    metrics: dict[str, float]
+    """Last batch's loss and exact match, and the seconds this call trained."""
+    model: torch.nn.Module
+
+
+def train(config: TrainConfig, progress: bool = True) -> TrainResult:
+    """Train (resuming from the run directory's latest checkpoint if any)."""
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    device = _device(config.device)
+    if distributed:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    rank = dist.get_rank() if distributed else 0
+    if device.type == "cuda" and distributed:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    torch.manual_seed(config.seed)
+    tokenizer = make_tokenizer(**config.tokenizer)
+    model_config = ModelConfig(n_fixed=tokenizer.n_fixed, feature_dim=tokenizer.feature_dim, **config.model.model_dump())
+    model = build_model(model_config).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay)
+    start_step = 0
+    run_dir = Path(config.out_dir)
+    resume_from = latest_checkpoint(run_dir) if run_dir.exists() else None
+    if resume_from is not None:
+        state = load_trainer_state(resume_from)
+        model.load_state_dict(load_weights(resume_from, device))
+        optimizer.load_state_dict(state["optimizer"])
+        start_step = state["step"]
+    trained = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    metrics = {"loss": float("nan"), "exact": float("nan"), "seconds": 0.0}
+    started = time.perf_counter()
+    bar = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps,
+               desc="train", disable=not progress or rank != 0)
+    for step in bar:
+        examples = [encode_example(tokenizer, make_sample(spec)) for spec in sample_specs(config, step, rank)]
+        batch = collate(tokenizer, examples).to(device)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, step)
+        with autocast:
+            loss, exact = batch_loss(trained, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        metrics.update(loss=loss.item(), exact=exact)
+        bar.set_postfix(loss=f"{metrics['loss']:.3f}", exact=f"{exact:.0%}")
+        finished = step + 1
+        if rank == 0 and (finished % config.checkpoint_every == 0 or finished == config.steps):
+            state = {"optimizer": optimizer.state_dict(), "step": finished}
+            save_checkpoint(run_dir, finished, model, tokenizer, model_config, config.model_dump(), state)
+    metrics["seconds"] = time.perf_counter() - started
+    if distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+    return TrainResult(metrics, model)
