@@ -62,6 +62,19 @@ def test_without_identifier_features_model_is_plain_lm(arch):
     assert model(ids, None, torch.zeros(3, dtype=torch.long)).shape == (3, 17, N_FIXED)
 
 
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_logits_at_chosen_positions_are_those_of_the_full_forward(arch):
+    model = tiny(arch)
+    ids, features, counts = identifier_batch()
+    counts[1] = 4  # rows with different identifier counts keep their own pointer slots
+    at = torch.zeros_like(ids, dtype=torch.bool)
+    at[0, [3, 7]] = at[1, 19] = True
+    with torch.no_grad():
+        full, picked = model(ids, features, counts), model(ids, features, counts, at)
+    assert picked.shape == (3, N_FIXED + 6)
+    torch.testing.assert_close(picked, full[at])
+
+
 def test_padded_identifier_slots_are_minus_infinity():
     ids, features, _ = identifier_batch()
     logits = tiny("transformer")(ids.clamp(max=N_FIXED + 2), features, torch.tensor([6, 3]))
@@ -114,6 +127,16 @@ def test_transformer_state_grows_with_length_gla_state_does_not():
     assert transformer.state_bytes(2000) > transformer.state_bytes(1000)
     assert transformer.state_bytes(1000) - transformer.state_bytes(0) == 2 * 2 * 1000 * 32 * 4
     assert gla.state_bytes(1000) == gla.state_bytes(100_000) == 2 * (2 * 16 * 16 + 2 * 32) * 4
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_head_dim_widens_every_head_without_widening_the_residual_stream(arch):
+    wide = tiny(arch, head_dim=32)  # 2 heads of 32 in a 32-wide model
+    ids, features, counts = identifier_batch()
+    assert wide(ids, features, counts).shape == (2, 20, N_FIXED + 6)
+    assert wide.blocks[0].mixer.qkv.weight.shape == (3 * 64, 32)
+    growth = wide.blocks[0].mixer.state_bytes(10) / tiny(arch).blocks[0].mixer.state_bytes(10)
+    assert growth == (4 if arch == "gla" else 2)  # GLA keeps d_head x d_head per head
 
 
 def test_architectures_have_comparable_parameter_counts():

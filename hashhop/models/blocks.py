@@ -108,7 +108,7 @@ class LanguageModel(nn.Module):
                 nn.init.normal_(module.weight, std=CONV_INIT_STD)
         with torch.no_grad():
             for block in self.blocks:
-                values = block.mixer.qkv.weight[2 * self.config.d_model :]
+                values = block.mixer.qkv.weight[2 * self.config.attention_width :]
                 block.mixer.out.weight.copy_(values.T * residual_scale)
 
     def forward(
@@ -116,7 +116,11 @@ class LanguageModel(nn.Module):
         ids: torch.Tensor,
         features: torch.Tensor | None = None,
         n_identifiers: torch.Tensor | None = None,
+        at: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """Logits [B, T, V]; or, given a bool mask `at` [B, T], logits [N, V] at its N True
+        positions in row-major order. Losses and decoding need only a few positions, and
+        with a 49K-token vocabulary the full [B, T, V] tensor would dominate memory."""
         if self.config.max_len and ids.size(1) > self.config.max_len:
             raise HashHopError(
                 f"sequence of {ids.size(1)} tokens exceeds max_len {self.config.max_len}"
@@ -125,7 +129,14 @@ class LanguageModel(nn.Module):
         x = self.embedding(ids, identifiers)
         for block in self.blocks:
             x = block(x)
-        return self.head(x, self.embedding, identifiers, n_identifiers)
+        if at is None:
+            return self.head(x, self.embedding, identifiers, n_identifiers)
+        rows = at.nonzero()[:, 0]
+        # Each selected position becomes a sequence of one token with its row's identifiers.
+        picked = x[at].unsqueeze(1)
+        row_identifiers = None if identifiers is None else identifiers[rows]
+        row_counts = None if n_identifiers is None else n_identifiers[rows]
+        return self.head(picked, self.embedding, row_identifiers, row_counts).squeeze(1)
 
     def state_bytes(self, seq_len: int) -> int:
         """Bytes kept per sequence at inference after seq_len tokens, at fp32."""

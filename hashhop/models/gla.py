@@ -78,18 +78,18 @@ class GatedLinearAttention(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         d, self.n_heads = config.d_model, config.n_heads
-        self.d_head = d // config.n_heads
-        self.qkv = nn.Linear(d, 3 * d, bias=False)
+        self.d_head, self.width = config.d_head, config.attention_width
+        self.qkv = nn.Linear(d, 3 * self.width, bias=False)
         self.gate_down = nn.Linear(d, GATE_RANK, bias=False)
-        self.gate_up = nn.Linear(GATE_RANK, d)
+        self.gate_up = nn.Linear(GATE_RANK, self.width)
         tau = torch.logspace(*torch.tensor(MEMORY_RANGE).log10(), self.d_head).repeat(self.n_heads)
         with torch.no_grad():  # logsigmoid(bias) / GATE_TEMPERATURE = -1 / tau
             self.gate_up.bias.copy_(-torch.expm1(GATE_TEMPERATURE / tau).log())
         self.norm = nn.RMSNorm(self.d_head)
-        self.out = nn.Linear(d, d, bias=False)
+        self.out = nn.Linear(self.width, d, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, length, d = x.shape
+        batch, length, _ = x.shape
         q, k, v = (
             t.view(batch, length, self.n_heads, self.d_head).transpose(1, 2)
             for t in self.qkv(x).chunk(3, -1)
@@ -103,7 +103,7 @@ class GatedLinearAttention(nn.Module):
         with torch.autocast(x.device.type, enabled=False):  # cumulative decays need fp32
             y = chunked(*(t.float() for t in (q * self.d_head**-0.5, k, v, log_decay)))
         y = self.norm(y.to(x.dtype))
-        return self.out(y.transpose(1, 2).reshape(batch, length, d))
+        return self.out(y.transpose(1, 2).reshape(batch, length, self.width))
 
     def state_bytes(self, seq_len: int) -> int:
         """n_heads matrices of d_k x d_v floats, whatever seq_len."""

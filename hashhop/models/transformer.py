@@ -31,23 +31,23 @@ def rotate(x: torch.Tensor, base: float = ROPE_BASE) -> torch.Tensor:
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.n_heads, self.d_model = config.n_heads, config.d_model
+        self.n_heads, self.d_head, self.width = config.n_heads, config.d_head, config.attention_width
         self.rope = config.positional == "rope"
-        self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=False)
-        self.out = nn.Linear(config.d_model, config.d_model, bias=False)
+        self.qkv = nn.Linear(config.d_model, 3 * self.width, bias=False)
+        self.out = nn.Linear(self.width, config.d_model, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, length, d = x.shape
-        q, k, v = self.qkv(x).view(batch, length, 3, self.n_heads, d // self.n_heads).unbind(2)
+        batch, length, _ = x.shape
+        q, k, v = self.qkv(x).view(batch, length, 3, self.n_heads, self.d_head).unbind(2)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [B, H, T, D]
         if self.rope:
             q, k = rotate(q), rotate(k)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return self.out(y.transpose(1, 2).reshape(batch, length, d))
+        return self.out(y.transpose(1, 2).reshape(batch, length, self.width))
 
     def state_bytes(self, seq_len: int) -> int:
-        """The KV cache: a key and a value of d_model floats per past token."""
-        return 2 * seq_len * self.d_model * BYTES_PER_FLOAT
+        """The KV cache: a key and a value of every head per past token."""
+        return 2 * seq_len * self.width * BYTES_PER_FLOAT
 
 
 def build(config: ModelConfig) -> LanguageModel:
