@@ -154,7 +154,11 @@ def train(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field: --set steps=500 --set model.n_layers=3.")] = None,
 ) -> None:
     """Train a small model on HashHop (fresh hashes every batch); resumes from --set out_dir's latest checkpoint."""
-    from hashhop.train import load_config, train as run_training
+    try:
+        from hashhop.train import load_config
+        from hashhop.train import train as run_training
+    except ModuleNotFoundError as error:
+        raise HashHopError(f"hashhop train needs the package {error.name!r}: pip install 'hashhop[train]'") from None
 
     metrics = run_training(load_config(config, set_ or [])).metrics
     typer.echo(f"final loss {metrics['loss']:.4f}, batch exact match {metrics['exact']:.1%}, {metrics['seconds']:.0f} s", err=True)

@@ -1,8 +1,10 @@
 """Greedy decoding for our own models: continue a batch of contexts until each closes its answer.
 
-Answers are a few tokens long (a hash and a quote with identifier tokens, a few dozen with
-characters), so each step reruns the model over the whole sequence instead of keeping a KV
-cache: simpler, and correct for every architecture. The stop string is a generation
+This is the harness's path (`--backend hashhop`). Answers are a few tokens long (a hash and
+a quote with identifier tokens, a few dozen with characters), so each step reruns the model
+over the whole sequence instead of keeping a KV cache: simpler, and correct for every
+architecture. Measurements at long contexts use the one-pass teacher-forced equivalent
+(evaluate_model.exact_matches), which a test checks against this decoder. The stop string is a generation
 setting like any LM API's `stop`, applied to the decoded text, not a rule the model uses.
 """
 
@@ -39,8 +41,10 @@ def greedy_continue(
     done = [False] * len(contexts)
     rows = torch.arange(len(contexts))
     for _ in range(max_new_tokens):
-        logits = model(ids[:, : int(lengths.max())], features, counts)
-        next_ids = logits[rows, lengths - 1].argmax(dim=-1)
+        width = int(lengths.max())
+        last = torch.zeros((len(contexts), width), dtype=torch.bool, device=ids.device)
+        last[rows, lengths - 1] = True
+        next_ids = model(ids[:, :width], features, counts, last).argmax(dim=-1).cpu()
         active = [row for row in range(len(contexts)) if not done[row]]
         for row in active:
             ids[row, lengths[row]] = next_ids[row]

@@ -11,6 +11,7 @@ with bf16 autocast when present; several processes through `torchrun` (PyTorch D
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -24,14 +25,21 @@ import torch.distributed as dist
 from pydantic import BaseModel, ConfigDict, ValidationError
 from tqdm import tqdm
 
-from hashhop.checkpoint import latest_checkpoint, load_trainer_state, load_weights, save_checkpoint
+from hashhop.checkpoint import (
+    CONFIG_FILE,
+    latest_checkpoint,
+    load_trainer_state,
+    load_weights,
+    save_checkpoint,
+)
 from hashhop.errors import HashHopError
 from hashhop.fit import make_sample
 from hashhop.models import ModelConfig, build_model
 from hashhop.permutation import derive_key
 from hashhop.task import TaskSpec
 from hashhop.tokenize import make_tokenizer
-from hashhop.training_data import IGNORE_INDEX, TRAIN_SEEDS, Batch, collate, encode_example
+from hashhop.training_data import TRAIN_SEEDS, batch_loss, collate, encode_example
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -42,6 +50,7 @@ class ModelSettings(_Strict):
     d_model: int = 128
     n_layers: int = 2
     n_heads: int = 4
+    head_dim: int = 0
     positional: str = "none"
     conv_kernel: int = 3
 
@@ -52,6 +61,10 @@ class TaskSettings(_Strict):
     hops: list[int] = [1]
     cot: list[bool] = [False]
     hash_len: int = 16
+    one_hop_steps: int = 0
+    """A curriculum: the first steps ask 1-hop questions only, the lookup every chain is made
+    of. A 2-layer model fed 1- and 2-hop questions from step 0 stayed at chance (<= 12% after
+    3000 steps) where 1-hop alone reached 98% in 1000."""
 
 
 class TrainConfig(_Strict):
@@ -101,7 +114,8 @@ def load_config(path: Path | None, overrides: list[str]) -> TrainConfig:
 
 def sample_specs(config: TrainConfig, step: int, rank: int) -> list[TaskSpec]:
     """The specs of one rank's batch at one step: hops and modes cycle over the rows."""
-    settings = [(h, c) for h in config.task.hops for c in config.task.cot]
+    hops_asked = [1] if step < config.task.one_hop_steps else config.task.hops
+    settings = [(h, c) for h in hops_asked for c in config.task.cot]
     base = derive_key(config.seed, TRAIN_SEEDS)
     specs = []
     for row in range(config.batch_size):
@@ -129,15 +143,17 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def batch_loss(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, float]:
-    """Mean cross-entropy over target tokens, and the fraction of rows with every target right."""
-    logits = model(batch.ids, batch.features, batch.n_identifiers)
-    loss = torch.nn.functional.cross_entropy(
-        logits.flatten(0, 1).float(), batch.labels.flatten(), ignore_index=IGNORE_INDEX
-    )
-    targets = batch.labels != IGNORE_INDEX
-    right = (logits.argmax(-1) == batch.labels) | ~targets
-    return loss, right.all(dim=1).float().mean().item()
+def _check_same_run(checkpoint: Path, model_config: ModelConfig, tokenizer_spec: dict) -> None:
+    """Resuming continues the same run: a changed model or tokenizer is an error, not a mix."""
+    saved = json.loads((checkpoint / CONFIG_FILE).read_text())
+    saved["model"] = ModelConfig.from_dict(saved["model"]).to_dict()  # fields added since get defaults
+    for part, now in (("model", model_config.to_dict()), ("tokenizer", tokenizer_spec)):
+        if saved[part] != now:
+            changed = sorted(key for key in saved[part].keys() | now.keys() if saved[part].get(key) != now.get(key))
+            raise HashHopError(
+                f"{checkpoint.parent} holds a run with another {part} ({', '.join(changed)} differ): "
+                "resume it with its own config, or train into a new out_dir"
+            )
 
 
 @dataclass
@@ -155,7 +171,7 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     rank = dist.get_rank() if distributed else 0
     if device.type == "cuda" and distributed:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     torch.manual_seed(config.seed)
     tokenizer = make_tokenizer(**config.tokenizer)
     model_config = ModelConfig(n_fixed=tokenizer.n_fixed, feature_dim=tokenizer.feature_dim, **config.model.model_dump())
@@ -165,6 +181,7 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
     run_dir = Path(config.out_dir)
     resume_from = latest_checkpoint(run_dir) if run_dir.exists() else None
     if resume_from is not None:
+        _check_same_run(resume_from, model_config, tokenizer.spec())
         state = load_trainer_state(resume_from)
         model.load_state_dict(load_weights(resume_from, device))
         optimizer.load_state_dict(state["optimizer"])
@@ -181,7 +198,8 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         with autocast:
-            loss, exact = batch_loss(trained, batch)
+            loss, row_exact = batch_loss(trained, batch)
+        exact = row_exact.float().mean().item()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

@@ -91,3 +91,22 @@ def collate(tokenizer: Tokenizer, examples: list[Example], pad_id: int = 0) -> B
         labels[row, start - 1 : len(tokens) - 1] = torch.tensor(example.target_ids)
     features, counts = identifier_features(tokenizer, [e.identifiers for e in examples])
     return Batch(ids, features, counts, labels)
+
+
+def batch_loss(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean cross-entropy over target tokens, and per row whether every target is the argmax.
+
+    A row whose every target token is the argmax given the true prefix is a row greedy
+    decoding writes token for token (by induction over its tokens): so the second value is
+    the greedy exact match, from one forward pass. It can only undercount: it also asks
+    for the newline after the closing quote, and a BPE model spelling the right text with
+    other pieces counts as wrong.
+    """
+    targets = batch.labels != IGNORE_INDEX
+    logits = model(batch.ids, batch.features, batch.n_identifiers, targets)
+    labels = batch.labels[targets]
+    loss = torch.nn.functional.cross_entropy(logits.float(), labels)
+    wrong = (logits.argmax(-1) != labels).float()
+    rows = targets.nonzero()[:, 0]
+    row_wrong = torch.zeros(len(batch.labels), device=wrong.device).index_add_(0, rows, wrong)
+    return loss, row_wrong == 0

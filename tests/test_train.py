@@ -12,10 +12,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from hashhop.checkpoint import WEIGHTS_FILE, latest_checkpoint, load_checkpoint  # noqa: E402
-from hashhop.evaluate_model import accuracy, eval_specs  # noqa: E402
-from hashhop.train import load_config, sample_specs, train  # noqa: E402
-from llama_server import free_port  # noqa: E402
+from llama_server import free_port
+
+from hashhop.checkpoint import WEIGHTS_FILE, latest_checkpoint, load_checkpoint
+from hashhop.errors import HashHopError
+from hashhop.evaluate_model import accuracy, answers, eval_specs, exact_matches
+from hashhop.fit import make_sample
+from hashhop.train import load_config, sample_specs, train
+from hashhop.training_data import answer_text
 
 TINY = [
     "task.chars=300", "task.hops=[1]", "batch_size=16", "model.d_model=64", "model.n_layers=1",
@@ -38,6 +42,18 @@ def test_a_tiny_identifier_transformer_learns_one_hop_lookup(tmp_path):
     loaded = load_checkpoint(tmp_path)
     result = accuracy(loaded, chars=300, hops=1, cot=False, n_samples=64, seed=0)
     assert result >= 0.9, f"1-hop exact match {result:.0%} after 1000 steps"
+    # The teacher-forced score is the greedy decoder's, sample for sample.
+    samples = [make_sample(spec) for spec in eval_specs(300, 1, False, 64, 0)]
+    greedy = answers(loaded, chars=300, hops=1, cot=False, n_samples=64, seed=0)
+    right = [text == answer_text(sample).rstrip("\n") for text, sample in zip(greedy, samples)]
+    assert right == exact_matches(loaded.model, loaded.tokenizer, samples)
+
+
+def test_the_curriculum_asks_one_hop_first_then_every_hop_count(tmp_path):
+    config = tiny_config(tmp_path, "task.hops=[1,2]", "task.cot=[false,true]", "task.one_hop_steps=3")
+    assert {spec.hops for step in range(3) for spec in sample_specs(config, step, 0)} == {1}
+    later = {(spec.hops, spec.cot) for spec in sample_specs(config, 3, 0)}
+    assert later == {(1, False), (1, True), (2, False), (2, True)}
 
 
 def test_evaluation_seeds_never_occur_in_training(tmp_path):
@@ -60,8 +76,6 @@ def test_a_checkpoint_loaded_in_a_new_process_gives_identical_answers(tmp_path):
 
 
 def answers_of(run_dir: Path) -> list[str]:
-    from hashhop.evaluate_model import answers
-
     return answers(load_checkpoint(run_dir), chars=300, hops=1, cot=False, n_samples=8, seed=5)
 
 
@@ -88,13 +102,19 @@ def test_a_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_pa
     assert weights_digest(killed) == weights_digest(straight)
 
 
+def test_resuming_with_another_model_is_a_clear_error(tmp_path):
+    train(tiny_config(tmp_path, "steps=2", "checkpoint_every=2"), progress=False)
+    with pytest.raises(HashHopError, match="another model .*d_model"):
+        train(tiny_config(tmp_path, "steps=4", "model.d_model=32"), progress=False)
+
+
 @pytest.mark.slow
 def test_two_ddp_processes_on_cpu_keep_their_replicas_in_sync(tmp_path):
     script = tmp_path / "ddp_train.py"
     script.write_text(
         "import hashlib, os, sys, torch\n"
         "from hashhop.train import load_config, train\n"
-        f"config = load_config(None, sys.argv[1:])\n"
+        "config = load_config(None, sys.argv[1:])\n"
         "result = train(config, progress=False)\n"
         "digest = hashlib.sha256(b''.join(t.numpy().tobytes() for t in result.model.state_dict().values())).hexdigest()\n"
         "open(os.path.join(config.out_dir, f\"digest-{os.environ['RANK']}\"), 'w').write(digest)\n"

@@ -14,7 +14,7 @@ from hashhop.errors import HashHopError
 _FACTORIES: dict[str, tuple[str, str, str]] = {
     "openai": ("hashhop.backends.openai", "OpenAIBackend", "openai"),
     "hf": ("hashhop.backends.hf", "HFBackend", "hf"),
-    "hashhop": ("hashhop.backends.hashhop", "CheckpointBackend", "hf"),
+    "hashhop": ("hashhop.backends.hashhop", "CheckpointBackend", "train"),
 }
 BACKEND_KINDS: tuple[str, ...] = tuple(_FACTORIES)
 
