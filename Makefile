@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HASHHOP := $(VENV)/bin/hashhop
 STAMP := $(VENV)/.installed
-EXTRAS := dev,hf,openai,llama-server,report,lm-eval
+EXTRAS := dev,hf,train,openai,llama-server,report,lm-eval
 # llama.cpp's OpenAI-compatible server (for the openai backend's tests) compiles for
 # minutes: its wheel is built once into .whl/ and reused.
 LLAMA_WHEEL := llama-cpp-python==0.3.36
@@ -37,7 +37,12 @@ demo: install
 	$(HASHHOP) generate --tokens 10000000 --prompt-only -o $(DEMO)/prompt-10M.txt
 	# 2. The harness: a real small LLM on CPU, then the report (table, heatmap.png, accuracy.png, report.html).
 	$(HASHHOP) eval --backend hf --model smollm2-135m --tokens 500,2000 --hops 1,2 --both --samples 2 --out $(DEMO)/smollm2
-	$(HASHHOP) report $(DEMO)/smollm2 --out $(DEMO)
+	# 3. Our own model: the identifier transformer (one token per hash), trained on CPU for under
+	#    5 minutes (3000 of the config's 5000 steps), evaluated from its training length (~32
+	#    tokens of pairs) to 64x it, in the same report as SmolLM2.
+	$(HASHHOP) train --config configs/identifier.toml --set out_dir=$(DEMO)/identifier --set steps=3000 --set task.one_hop_steps=1000
+	$(HASHHOP) eval --backend hashhop --model $(DEMO)/identifier --tokens 32..2048 --hops 1,2 --cot --samples 20 --batch-size 16 --out $(DEMO)/identifier-eval
+	$(HASHHOP) report $(DEMO)/smollm2 $(DEMO)/identifier-eval --out $(DEMO)
 
 bench: install
 	$(PY) benchmarks/generate.py
