@@ -38,9 +38,9 @@ demo: install
 	# 2. The harness: a real small LLM on CPU, then the report (table, heatmap.png, accuracy.png, report.html).
 	$(HASHHOP) eval --backend hf --model smollm2-135m --tokens 500,2000 --hops 1,2 --both --samples 2 --out $(DEMO)/smollm2
 	# 3. Our own model: the identifier transformer (one token per hash), trained on CPU for under
-	#    5 minutes (3000 of the config's 5000 steps), evaluated from its training length (~32
+	#    5 minutes (5000 of the config's 12000 steps), evaluated from its training length (~32
 	#    tokens of pairs) to 64x it, in the same report as SmolLM2.
-	$(HASHHOP) train --config configs/identifier.toml --set out_dir=$(DEMO)/identifier --set steps=3000 --set task.one_hop_steps=1000
+	$(HASHHOP) train --config configs/identifier.toml --set out_dir=$(DEMO)/identifier --set steps=5000 --set task.one_hop_steps=1500
 	$(HASHHOP) eval --backend hashhop --model $(DEMO)/identifier --tokens 32..2048 --hops 1,2 --cot --samples 20 --batch-size 16 --out $(DEMO)/identifier-eval
 	$(HASHHOP) report $(DEMO)/smollm2 $(DEMO)/identifier-eval --out $(DEMO)
 

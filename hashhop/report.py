@@ -397,10 +397,12 @@ def accuracy_figure(grouped: Aggregate) -> Figure:
             )
             for part in (*caps, *bars):
                 part.set_alpha(ERROR_BAR_ALPHA)
+        # Each panel its own sizes: models count tokens with their own tokenizers.
+        own_sizes = sorted({setting.size for setting in grouped.summaries if setting.model == model})
         ax.set_xscale("log")
-        ax.set_xticks(sizes, [size_label(size) for size in sizes])
+        ax.set_xticks(own_sizes, [size_label(size) for size in own_sizes])
         ax.minorticks_off()
-        ax.set_xlim(min(sizes) / CURVE_MARGIN, max(sizes) * CURVE_MARGIN)
+        ax.set_xlim(min(own_sizes) / CURVE_MARGIN, max(own_sizes) * CURVE_MARGIN)
         ax.set_ylim(*ACCURACY_AXIS_LIMITS)
         ax.yaxis.set_major_formatter(lambda value, _: f"{value:.0%}")
         ax.grid(alpha=0.3)

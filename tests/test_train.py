@@ -18,8 +18,9 @@ from hashhop.checkpoint import WEIGHTS_FILE, latest_checkpoint, load_checkpoint
 from hashhop.errors import HashHopError
 from hashhop.evaluate_model import accuracy, answers, eval_specs, exact_matches
 from hashhop.fit import make_sample
+from hashhop.generation import greedy_continue
 from hashhop.train import load_config, sample_specs, train
-from hashhop.training_data import answer_text
+from hashhop.training_data import answer_text, context_text
 
 TINY = [
     "task.chars=300", "task.hops=[1]", "batch_size=16", "model.d_model=64", "model.n_layers=1",
@@ -47,6 +48,15 @@ def test_a_tiny_identifier_transformer_learns_one_hop_lookup(tmp_path):
     greedy = answers(loaded, chars=300, hops=1, cot=False, n_samples=64, seed=0)
     right = [text == answer_text(sample).rstrip("\n") for text, sample in zip(greedy, samples)]
     assert right == exact_matches(loaded.model, loaded.tokenizer, samples)
+    # It reads the answer from the prompt: rewrite the asked line's value, the answer follows.
+    edited = []
+    for sample in samples:
+        value = answer_text(sample).rstrip("'\n")
+        edited.append(context_text(sample).replace(value, value[::-1]))
+    contexts = [loaded.tokenizer.encode(text) for text in edited]
+    followed = greedy_continue(loaded.model, loaded.tokenizer, contexts, max_new_tokens=3)
+    reversed_values = [answer_text(sample).rstrip("'\n")[::-1] + "'" for sample in samples]
+    assert sum(a == b for a, b in zip(followed, reversed_values)) >= 0.9 * len(samples)
 
 
 def test_the_curriculum_asks_one_hop_first_then_every_hop_count(tmp_path):
