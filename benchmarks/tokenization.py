@@ -93,19 +93,19 @@ def evaluate(config: TrainConfig, settings: Settings, eval_seed: int, multiples:
     """Per cell "hops-cot-multiple": correct, total and tokens per prompt, cached in the run dir."""
     cache_path = Path(config.out_dir) / f"eval-{eval_seed}.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    missing = [(m, h, c) for m in multiples for h, c in CELLS if f"{h}-{c}-{m}" not in cache]
+    if not missing:
+        return cache  # a rerun loads no model
     loaded = load_checkpoint(Path(config.out_dir))
-    for multiple in multiples:
+    for multiple, hops, cot in missing:
         n = settings.samples_64x if multiple == 64 else settings.samples
-        for hops, cot in CELLS:
-            key = f"{hops}-{cot}-{multiple}"
-            if key in cache:
-                continue
-            samples = [make_sample(spec) for spec in eval_specs(settings.chars * multiple, hops, cot, n, eval_seed, HASH_LEN)]
-            matches = exact_matches(loaded.model, loaded.tokenizer, samples)
-            tokens = len(loaded.tokenizer.encode(context_text(samples[0])).ids)
-            cache[key] = {"correct": sum(matches), "total": n, "tokens": tokens, "pairs": samples[0].n_lines}
-            with atomic_output(cache_path) as file:
-                file.write(json.dumps(cache, indent=1).encode())
+        key = f"{hops}-{cot}-{multiple}"
+        samples = [make_sample(spec) for spec in eval_specs(settings.chars * multiple, hops, cot, n, eval_seed, HASH_LEN)]
+        matches = exact_matches(loaded.model, loaded.tokenizer, samples)
+        tokens = len(loaded.tokenizer.encode(context_text(samples[0])).ids)
+        cache[key] = {"correct": sum(matches), "total": n, "tokens": tokens, "pairs": samples[0].n_lines}
+        with atomic_output(cache_path) as file:
+            file.write(json.dumps(cache, indent=1).encode())
     return cache
 
 
