@@ -35,6 +35,7 @@ import math
 import os
 import re
 import string
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from hashlib import shake_256
 from pathlib import Path
@@ -201,6 +202,7 @@ _FIXED_STRINGS = (
     SYMBOL_RUNS + tuple(char for char in ALPHABET if char not in IDENTIFIER_CHARS) + RESERVED_WORDS
 )
 _FIXED_IDS = {text: index for index, text in enumerate(_FIXED_STRINGS)}
+_LONGEST_RUN = max(len(run) for run in SYMBOL_RUNS)
 # Identifier runs, else symbol runs longest first (regex alternation takes the first that
 # matches), else any single character (one outside ALPHABET is then reported).
 _PIECE = re.compile(
@@ -243,19 +245,50 @@ class IdentifierTokenizer:
         self.feature_dim = feature_dim
 
     def encode(self, text: str, identifiers: list[str] | None = None) -> Encoded:
+        return self.encode_pieces(_PIECE.findall(text), identifiers)
+
+    def encode_pieces(self, pieces: list[str], identifiers: list[str] | None = None) -> Encoded:
+        """Ids of text already split into pieces (by `pieces` or `stream_pieces`)."""
         names = list(identifiers or [])
         lookup = {name: self.n_fixed + number for number, name in enumerate(names)}
         lookup.update(_FIXED_IDS)
         ids = []
-        for piece in _PIECE.findall(text):
+        for piece in pieces:
             token = lookup.get(piece)
             if token is None:
                 if piece[0] not in IDENTIFIER_CHARS:
-                    raise _outside_alphabet(text, text.index(piece))
+                    raise _outside_alphabet(piece, 0)
                 token = lookup[piece] = self.n_fixed + len(names)
                 names.append(piece)
             ids.append(token)
         return Encoded(ids, names)
+
+    @staticmethod
+    def pieces(text: str) -> list[str]:
+        """The text of each token, in order."""
+        return _PIECE.findall(text)
+
+    @staticmethod
+    def stream_pieces(chunks: Iterable[str]) -> Iterator[list[str]]:
+        """Token texts of a text given in chunks, split anywhere: the same pieces as `pieces`
+        of the whole text, in lists of about one chunk each, holding at most a few characters
+        back. A piece starting more than the longest symbol run before a chunk's end, and
+        ending before it, cannot change with more text; the rest waits for the next chunk."""
+        held = ""
+        for chunk in chunks:
+            text = held + chunk
+            found = _PIECE.findall(text)
+            safe, position = 0, 0
+            for index, piece in enumerate(found):
+                end = position + len(piece)
+                if position + _LONGEST_RUN > len(text) or end == len(text):
+                    break
+                safe, position = index + 1, end
+            held = text[position:]
+            if safe:
+                yield found[:safe]
+        if held:
+            yield _PIECE.findall(held)
 
     def decode(self, ids: list[int], identifiers: list[str]) -> str:
         table = _FIXED_STRINGS + tuple(identifiers)

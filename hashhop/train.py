@@ -53,6 +53,12 @@ class ModelSettings(_Strict):
     head_dim: int = 0
     positional: str = "none"
     conv_kernel: int = 3
+    code_bits: int = 256
+    n_reads: int = 3
+    window: int = 24
+    top_k: int = 8
+    read_scale: float = 10.0
+    write_cost: float = 0.02
 
 
 class TaskSettings(_Strict):

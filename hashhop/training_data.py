@@ -94,7 +94,8 @@ def collate(tokenizer: Tokenizer, examples: list[Example], pad_id: int = 0) -> B
 
 
 def batch_loss(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean cross-entropy over target tokens, and per row whether every target is the argmax.
+    """Mean cross-entropy over target tokens (plus the model's auxiliary loss, if it has one),
+    and per row whether every target is the argmax.
 
     A row whose every target token is the argmax given the true prefix is a row greedy
     decoding writes token for token (by induction over its tokens): so the second value is
@@ -106,6 +107,8 @@ def batch_loss(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torc
     logits = model(batch.ids, batch.features, batch.n_identifiers, targets)
     labels = batch.labels[targets]
     loss = torch.nn.functional.cross_entropy(logits.float(), labels)
+    # A model may price its own choices (the memory model's write cost); DDP wraps it in .module.
+    loss = loss + getattr(getattr(model, "module", model), "auxiliary_loss", 0.0)
     wrong = (logits.argmax(-1) != labels).float()
     rows = targets.nonzero()[:, 0]
     row_wrong = torch.zeros(len(batch.labels), device=wrong.device).index_add_(0, rows, wrong)

@@ -9,18 +9,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from torch import nn
+
 from hashhop.errors import HashHopError
 from hashhop.models import gla, transformer
 from hashhop.models.blocks import LanguageModel
 from hashhop.models.config import ModelConfig
 
-ARCHS: dict[str, Callable[[ModelConfig], LanguageModel]] = {
+
+def _build_memory(config: ModelConfig) -> nn.Module:
+    from hashhop.memory.model import build  # the memory package imports models: import it late
+
+    return build(config)
+
+
+ARCHS: dict[str, Callable[[ModelConfig], nn.Module]] = {
     "transformer": transformer.build,
     "gla": gla.build,
+    "memory": _build_memory,
 }
 
 
-def build_model(config: ModelConfig) -> LanguageModel:
+def build_model(config: ModelConfig) -> nn.Module:
     """A freshly initialised model of config.arch (seed torch first for reproducible weights)."""
     if config.arch not in ARCHS:
         raise HashHopError(f"unknown arch {config.arch!r}; choose one of {sorted(ARCHS)}")

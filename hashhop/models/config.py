@@ -29,6 +29,19 @@ class ModelConfig:
     """Width of the short causal depthwise convolution before each mixer (0 = off)."""
     max_len: int = 0
     """Longest sequence the model accepts (0 = no limit)."""
+    code_bits: int = 256
+    """memory only: bits of each memory key; the index compares keys by Hamming distance."""
+    n_reads: int = 3
+    """memory only: lookups per decoded token, one after another (one per hop)."""
+    window: int = 24
+    """memory only: tokens the local decoder sees (the question and the answer so far)."""
+    top_k: int = 8
+    """memory only: entries each read softmaxes over at decode time (training reads all)."""
+    read_scale: float = 10.0
+    """memory only: agreement (in [-1, 1]) times this is a read's softmax logit. Fixed, not
+    learnt, so training keeps pressing query and key codes to agree on every bit."""
+    write_cost: float = 0.02
+    """memory only: loss per written entry (mean write gate), so the writer keeps few entries."""
 
     def __post_init__(self) -> None:
         if self.n_fixed < 1 or self.feature_dim < 0:
@@ -45,6 +58,21 @@ class ModelConfig:
             raise HashHopError(f"positional must be one of {POSITIONALS}, got {self.positional!r}")
         if self.conv_kernel < 0 or self.max_len < 0:
             raise HashHopError("conv_kernel and max_len must be >= 0")
+        if self.arch == "memory":
+            self._check_memory()
+
+    def _check_memory(self) -> None:
+        checks = [
+            (self.code_bits >= 64 and self.code_bits % 64 == 0, f"code_bits must be a positive multiple of 64, got {self.code_bits}"),
+            (self.n_reads >= 1, f"n_reads must be >= 1, got {self.n_reads}"),
+            (self.conv_kernel >= 2, f"the memory model's writer needs conv_kernel >= 2 (a token and its predecessor), got {self.conv_kernel}"),
+            (self.window >= self.conv_kernel, f"window ({self.window}) must be at least conv_kernel ({self.conv_kernel})"),
+            (self.top_k >= 1, f"top_k must be >= 1, got {self.top_k}"),
+            (self.read_scale > 0 and self.write_cost >= 0, "read_scale must be > 0 and write_cost >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise HashHopError(message)
 
     @property
     def d_head(self) -> int:

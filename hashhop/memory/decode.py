@@ -1,0 +1,99 @@
+"""Greedy decoding over an ingested Memory: each token costs a window pass and a few index probes.
+
+The question (what follows the ingested context: the completion header and the open answer
+line) is written into a small overlay the same way the context was, so a saved memory
+answers exactly as if the whole prompt had been ingested at once. Each decoded token runs
+the local decoder over the last `window` tokens, makes `n_reads` lookups (index probes of
+the memory, exact search of the overlay, the `top_k` best of both), and points among the
+fixed vocabulary, the window's identifiers and what the reads retrieved. Nothing in it grows
+with the context: that is the model's claim, and benchmarks/memory.py measures it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from hashhop.errors import HashHopError
+from hashhop.memory.ingest import (
+    Memory,
+    StreamingWriter,
+    check_tokenizer,
+    embed_pieces,
+    model_digest,
+)
+from hashhop.memory.model import Found, MemoryModel
+from hashhop.memory.store import DEFAULT_PROBES, MemoryStore
+from hashhop.task import QUOTE
+
+STOP = QUOTE
+"""Decoding ends once the new text contains this: the quote that closes an answer."""
+
+
+@dataclass
+class Decoded:
+    text: str
+    n_tokens: int
+
+
+class MemoryDecoder:
+    """Answers questions about one Memory with one MemoryModel (the one that wrote it)."""
+
+    def __init__(self, model: MemoryModel, tokenizer: object, memory: Memory, probes: int = DEFAULT_PROBES, exact: bool = False):
+        if memory.model_digest != model_digest(model):
+            raise HashHopError("this memory was written by another model: ingest the context again with this one")
+        self.model, self.tokenizer, self.memory = model.eval(), check_tokenizer(tokenizer), memory
+        self.probes, self.exact = probes, exact
+
+    def _search(self, store: MemoryStore, query: np.ndarray, exact: bool) -> tuple[np.ndarray, np.ndarray]:
+        k = self.model.config.top_k
+        return store.exact_search(query, k) if exact else store.search(query, k, self.probes)
+
+    @torch.no_grad()
+    def step(self, window: list[str], overlay: MemoryStore) -> str:
+        """The next token's text after `window` (the last tokens, oldest first)."""
+        model, bits = self.model, self.model.config.code_bits
+        embedded, _, _ = embed_pieces(model, self.tokenizer, window)
+        last = torch.tensor([embedded.size(1) - 1])
+        x, recent_tokens = model.local_state(embedded, torch.tensor([0]), last)
+        retrieved: list[str] = []
+
+        def lookup(query_logits: torch.Tensor) -> Found:
+            query = query_logits[0].numpy()
+            main_index, main_distance = self._search(self.memory.store, query, self.exact)
+            extra_index, extra_distance = self._search(overlay, query, True)
+            distances = np.concatenate([main_distance, extra_distance])
+            texts = self.memory.store.token_texts(main_index) + overlay.token_texts(extra_index)
+            best = np.argsort(distances, kind="stable")[: model.config.top_k]
+            texts = [texts[i] for i in best]
+            retrieved.extend(texts)
+            agreement = torch.from_numpy(1 - 2 * distances[best] / bits).float()[None]
+            values = embed_pieces(model, self.tokenizer, texts)[0] if texts else torch.zeros(1, 0, model.config.d_model)
+            return Found(agreement, torch.zeros_like(agreement), values)
+
+        hidden, _ = model.read(x, recent_tokens, lookup)
+        _, identifiers, _ = embed_pieces(model, self.tokenizer, window + retrieved)
+        features = torch.from_numpy(self.tokenizer.features(identifiers))[None] if identifiers else None
+        candidates = model.embedding.identifiers(features) if features is not None else None
+        logits = model.head(hidden[:, None], model.embedding, candidates, None)[0, 0]
+        return self.tokenizer.decode([int(logits.argmax())], identifiers)
+
+    def continue_text(self, question: str, max_new_tokens: int) -> Decoded:
+        """What the model writes after the memory's context followed by `question`, up to and
+        including STOP (or max_new_tokens tokens)."""
+        question_pieces = self.tokenizer.pieces(question)
+        overlay_writer = StreamingWriter(self.model, self.tokenizer, self.memory.recent)
+        overlay_writer.feed(question_pieces)
+        overlay = overlay_writer.finish().store
+        window = self.memory.recent + question_pieces
+        written: list[str] = []
+        for _ in range(max_new_tokens):
+            piece = self.step(window[-self.model.config.window :], overlay)
+            written.append(piece)
+            window.append(piece)
+            if STOP in piece:
+                break
+        text = "".join(written)
+        return Decoded(text[: text.index(STOP) + 1] if STOP in text else text, len(written))

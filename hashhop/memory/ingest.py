@@ -1,0 +1,138 @@
+"""Streaming ingest: a context of any length, read in chunks, written into a Memory.
+
+Text arrives in chunks (the generator's blocks, or a file read piece by piece); the
+tokenizer splits it into pieces without holding more than a few characters back; each batch
+of pieces is embedded and passed through the writer, whose state is the last
+`conv_kernel - 1` pieces. What stays is only what the writer chose to keep (packed keys and
+token texts) and the last `window` pieces: peak memory is the memory plus one chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from hashhop.errors import HashHopError
+from hashhop.memory.model import MemoryModel
+from hashhop.memory.store import MemoryStore, pack_codes, pack_tokens
+from hashhop.tokenize import IdentifierTokenizer
+
+READ_CHARS = 1 << 20
+"""Characters read at a time from a file or the generator: ~1.4 MB of working set per 1M."""
+
+
+@dataclass
+class Memory:
+    """An ingested context: its entries and index, and what decoding continues from."""
+
+    store: MemoryStore
+    recent: list[str]
+    """The context's last `window` token texts: the local decoder's view and the writer's state."""
+    n_tokens: int
+    """Tokens the model read (its own count: one per identifier or symbol run)."""
+    model_digest: str
+    """The writer that filled it; decoding with another model is refused."""
+
+    @property
+    def bytes_per_token(self) -> float:
+        return self.store.nbytes / max(1, self.n_tokens)
+
+
+def model_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of the model's weights, in state_dict order."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def check_tokenizer(tokenizer: object) -> IdentifierTokenizer:
+    if not isinstance(tokenizer, IdentifierTokenizer):
+        raise HashHopError("the memory model needs the identifier tokenizer (one token per hash)")
+    return tokenizer
+
+
+@torch.no_grad()
+def embed_pieces(model: MemoryModel, tokenizer: IdentifierTokenizer, pieces: list[str]) -> tuple[torch.Tensor, list[str], list[int]]:
+    """Token texts -> embeddings [1, n, d], the identifiers among them, and their ids."""
+    encoded = tokenizer.encode_pieces(pieces)
+    features = torch.from_numpy(tokenizer.features(encoded.identifiers))[None]
+    ids = torch.tensor([encoded.ids], dtype=torch.long)
+    identifiers = model.embedding.identifiers(features) if encoded.identifiers else None
+    return model.embedding(ids, identifiers), encoded.identifiers, encoded.ids
+
+
+class StreamingWriter:
+    """Feeds pieces through the writer, chunk after chunk; `finish` builds the indexed Memory."""
+
+    def __init__(self, model: MemoryModel, tokenizer: IdentifierTokenizer, recent: list[str] | None = None):
+        self.model, self.tokenizer = model, check_tokenizer(tokenizer)
+        self.recent = list(recent or [])[-model.config.window :]
+        self.codes: list[np.ndarray] = []
+        self.texts: list[np.ndarray] = []
+        self.n_tokens = 0
+
+    @torch.no_grad()
+    def feed(self, pieces: list[str]) -> None:
+        if not pieces:
+            return
+        carry = self.recent[len(self.recent) - (self.model.config.conv_kernel - 1) :] if self.recent else []
+        embedded, _, _ = embed_pieces(self.model, self.tokenizer, carry + pieces)
+        key_logits, gate_logits = self.model.writer(embedded[0])
+        kept = (gate_logits[len(carry) :] > 0).nonzero().flatten()
+        keys = key_logits[len(carry) :][kept].numpy()
+        texts = [pieces[i] for i in kept.tolist()]
+        self.codes.append(pack_codes(keys) if len(keys) else np.zeros((0, self.model.config.code_bits // 64), np.uint64))
+        self.texts.append(pack_tokens(texts, max((len(t) for t in texts), default=1)))
+        self.recent = (self.recent + pieces[-self.model.config.window :])[-self.model.config.window :]
+        self.n_tokens += len(pieces)
+
+    def finish(self) -> Memory:
+        width = max(block.shape[1] for block in self.texts) if self.texts else 1
+        texts = [np.pad(block, ((0, 0), (0, width - block.shape[1]))) for block in self.texts]
+        codes = np.concatenate(self.codes) if self.codes else np.zeros((0, self.model.config.code_bits // 64), np.uint64)
+        tokens = np.concatenate(texts) if texts else np.zeros((0, 1), np.uint8)
+        self.codes, self.texts = [], []
+        return Memory(MemoryStore.build(codes, tokens), self.recent, self.n_tokens, model_digest(self.model))
+
+
+def file_chunks(path: Path, chars: int = READ_CHARS) -> Iterator[str]:
+    """A text file, `chars` characters at a time."""
+    try:
+        with open(path, encoding="ascii") as file:
+            while chunk := file.read(chars):
+                yield chunk
+    except (OSError, UnicodeDecodeError) as error:
+        raise HashHopError(f"cannot read {path}: {error}") from None
+
+
+def ingest(
+    model: MemoryModel,
+    tokenizer: IdentifierTokenizer,
+    chunks: Iterable[str],
+    total_chars: int | None = None,
+    progress: bool = True,
+) -> Memory:
+    """Write a context given as text chunks into a new Memory (a progress bar counts tokens/s)."""
+    model.eval()
+    writer = StreamingWriter(model, tokenizer)
+    began = time.perf_counter()
+
+    def counted() -> Iterator[str]:
+        for chunk in chunks:
+            yield chunk
+            bar.update(len(chunk))
+            bar.set_postfix(tokens_per_s=f"{writer.n_tokens / max(1e-9, time.perf_counter() - began):,.0f}")
+
+    with tqdm(total=total_chars, unit="char", unit_scale=True, desc="ingest", disable=not progress) as bar:
+        for pieces in tokenizer.stream_pieces(counted()):
+            writer.feed(pieces)
+    return writer.finish()

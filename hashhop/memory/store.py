@@ -1,0 +1,150 @@
+"""The memory itself: packed binary keys, the tokens they hold, and an index over the keys.
+
+An entry is a key of `code_bits` bits (the signs of the writer's key logits, packed into
+uint64 words, bit 0 the most significant bit of word 0) and its token's text (ASCII, zero
+padded). Nothing else is kept: 32 + 16 bytes for a 256-bit key and a 16-letter hash.
+
+The index costs no extra bytes: entries are stored sorted by their first word, so the
+entries whose first `prefix_bits` bits equal a given prefix form one contiguous bucket that
+a binary search finds. `prefix_bits` grows with the memory (about ENTRIES_PER_BUCKET entries
+a bucket), so a probe reads a constant number of entries whatever the context length.
+
+A query probes its own bucket and the buckets of the prefixes it is least sure of: prefixes
+with the query's least confident bits flipped, in order of the summed confidence |logit| of
+the flipped bits (query-directed multi-probe LSH, Lv et al. 2007). The candidates of all
+probes are ranked by full Hamming distance; `exact_search` ranks every entry, and recall of
+`search` against it is measured in benchmarks/memory.py.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from hashhop.errors import HashHopError
+
+WORD_BITS = 64
+ENTRIES_PER_BUCKET = 2
+DEFAULT_PROBES = 32
+MAX_PREFIX_BITS = 40
+
+
+def pack_codes(key_logits: np.ndarray) -> np.ndarray:
+    """Key logits [N, bits] -> packed signs uint64 [N, bits // 64] (logit >= 0 is bit 1)."""
+    packed = np.packbits(np.asarray(key_logits) >= 0, axis=1, bitorder="big")
+    return np.ascontiguousarray(packed).view(">u8").astype(np.uint64)
+
+
+def pack_tokens(texts: list[str], width: int) -> np.ndarray:
+    """Token texts -> uint8 [N, width], zero padded (texts never hold a NUL)."""
+    out = np.zeros((len(texts), width), dtype=np.uint8)
+    for row, text in enumerate(texts):
+        raw = text.encode("ascii")
+        out[row, : len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+    return out
+
+
+def hamming(codes: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Hamming distances [N] between packed codes [N, W] and one packed query [W]."""
+    return np.bitwise_count(codes ^ query).sum(axis=1, dtype=np.int64)
+
+
+def _flip_sets(confidence: np.ndarray, n_sets: int) -> list[tuple[int, ...]]:
+    """The n_sets cheapest sets of bit positions to flip, cheapest first (the empty set first).
+
+    Cost of a set is the sum of its bits' confidences. Positions sorted by confidence; the
+    heap expands a set by shifting its last position on, or appending the next one: every
+    set is generated once, in order of cost."""
+    order = np.argsort(confidence, kind="stable")
+    cost = confidence[order]
+    sets: list[tuple[int, ...]] = [()]
+    heap = [(float(cost[0]), (0,))] if len(order) else []
+    while heap and len(sets) < n_sets:
+        total, chosen = heapq.heappop(heap)
+        sets.append(tuple(int(order[i]) for i in chosen))
+        last = chosen[-1]
+        if last + 1 < len(order):
+            heapq.heappush(heap, (total + float(cost[last + 1]), chosen + (last + 1,)))
+            heapq.heappush(heap, (total - float(cost[last]) + float(cost[last + 1]), chosen[:-1] + (last + 1,)))
+    return sets
+
+
+@dataclass
+class MemoryStore:
+    """Entries sorted by their first key word; `search` probes buckets of the key prefix."""
+
+    codes: np.ndarray
+    """uint64 [N, code_bits // 64], sorted by column 0."""
+    tokens: np.ndarray
+    """uint8 [N, width]: each entry's token text, zero padded."""
+
+    @classmethod
+    def build(cls, codes: np.ndarray, tokens: np.ndarray) -> MemoryStore:
+        """Sort entries into index order (a stable sort: equal prefixes keep write order)."""
+        if len(codes) != len(tokens):
+            raise HashHopError(f"{len(codes)} keys but {len(tokens)} tokens")
+        order = np.argsort(codes[:, 0], kind="stable")
+        return cls(np.ascontiguousarray(codes[order]), np.ascontiguousarray(tokens[order]))
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    @property
+    def code_bits(self) -> int:
+        return self.codes.shape[1] * WORD_BITS
+
+    @property
+    def prefix_bits(self) -> int:
+        """Bits of the bucket prefix: about ENTRIES_PER_BUCKET entries a bucket."""
+        if len(self) <= ENTRIES_PER_BUCKET:
+            return 0
+        return min(MAX_PREFIX_BITS, round(math.log2(len(self) / ENTRIES_PER_BUCKET)))
+
+    @property
+    def nbytes(self) -> int:
+        return self.codes.nbytes + self.tokens.nbytes
+
+    def token_texts(self, indices: np.ndarray) -> list[str]:
+        return [row.tobytes().rstrip(b"\0").decode("ascii") for row in self.tokens[indices]]
+
+    def exact_search(self, query_logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The k entries nearest the query's signs over the whole memory: (indices, distances),
+        nearest first, ties in index order."""
+        query = pack_codes(np.asarray(query_logits)[None])[0]
+        return _nearest(np.arange(len(self)), hamming(self.codes, query), k)
+
+    def search(self, query_logits: np.ndarray, k: int, probes: int = DEFAULT_PROBES) -> tuple[np.ndarray, np.ndarray]:
+        """The k nearest among the entries of `probes` buckets: (indices, distances) as exact_search."""
+        bits = self.prefix_bits
+        if bits == 0:
+            return self.exact_search(query_logits, k)
+        query_logits = np.asarray(query_logits, dtype=np.float32)
+        query = pack_codes(query_logits[None])[0]
+        prefix = int(query[0]) >> (WORD_BITS - bits)
+        starts, ends = [], []
+        shift = WORD_BITS - bits
+        first_words = self.codes[:, 0]
+        prefixes = []
+        for flips in _flip_sets(np.abs(query_logits[:bits]), probes):
+            flipped = prefix
+            for position in flips:
+                flipped ^= 1 << (bits - 1 - position)
+            prefixes.append(flipped)
+        low = np.array([p << shift for p in prefixes], dtype=np.uint64)
+        starts = np.searchsorted(first_words, low, side="left")
+        ends = np.searchsorted(first_words, low + np.uint64((1 << shift) - 1), side="right")
+        sizes = ends - starts
+        candidates = np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(int(sizes.sum()))
+        return _nearest(candidates, hamming(self.codes[candidates], query), k)
+
+
+def _nearest(indices: np.ndarray, distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k smallest distances, ties broken by index (a partition first: N may be millions)."""
+    if len(distances) > k:
+        keep = distances <= np.partition(distances, k - 1)[k - 1]
+        indices, distances = indices[keep], distances[keep]
+    order = np.lexsort((indices, distances))[:k]
+    return indices[order], distances[order]

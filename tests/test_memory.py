@@ -1,0 +1,119 @@
+"""The memory model: index against exact search, streaming ingest, saved memories, learning."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from hashhop.errors import HashHopError
+from hashhop.evaluate_model import eval_specs
+from hashhop.fit import make_sample
+from hashhop.memory.decode import MemoryDecoder
+from hashhop.memory.ingest import ingest
+from hashhop.memory.persist import load_memory, save_memory
+from hashhop.memory.store import MemoryStore, pack_codes
+from hashhop.models import ModelConfig, build_model
+from hashhop.render import prompt_chunks, prompt_text
+from hashhop.tokenize import IdentifierTokenizer
+from hashhop.training_data import answer_text, context_text
+
+TOKENIZER = IdentifierTokenizer(feature_dim=32)
+
+
+def untrained(seed: int = 0, **overrides):
+    torch.manual_seed(seed)
+    settings = {"d_model": 32, "n_layers": 1, "n_heads": 2, "conv_kernel": 3, "code_bits": 64,
+                "window": 16} | overrides
+    return build_model(ModelConfig("memory", TOKENIZER.n_fixed, TOKENIZER.feature_dim, **settings)).eval()
+
+
+def random_store(n_entries: int, seed: int = 0) -> tuple[MemoryStore, np.ndarray]:
+    keys = np.random.default_rng(seed).standard_normal((n_entries, 128)).astype(np.float32)
+    tokens = np.arange(n_entries, dtype=np.uint32).view(np.uint8).reshape(n_entries, 4)
+    return MemoryStore.build(pack_codes(keys), tokens), keys
+
+
+def question(sample) -> str:
+    return context_text(sample)[len(prompt_text(sample)) :]
+
+
+@pytest.mark.parametrize("n_entries", [1, 3, 50, 700])
+def test_index_top_k_equals_exact_top_k_when_every_bucket_is_probed(n_entries):
+    store, _ = random_store(n_entries)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        query = rng.standard_normal(128).astype(np.float32)
+        found = store.search(query, 5, probes=1 << store.prefix_bits)
+        expected = store.exact_search(query, 5)
+        assert all(np.array_equal(a, b) for a, b in zip(found, expected))
+
+
+def test_index_finds_a_noisy_copy_of_a_key_among_many():
+    store, keys = random_store(20000)
+    rng = np.random.default_rng(2)
+    asked = rng.choice(len(keys), 50, replace=False)
+    hits = 0
+    for row in asked:
+        query = keys[row] + 0.2 * rng.standard_normal(128).astype(np.float32)
+        exact_best = store.exact_search(query, 1)[0][0]
+        hits += exact_best in store.search(query, 4, probes=32)[0]
+    assert store.prefix_bits >= 12 and hits >= 48
+
+
+def test_pieces_of_a_stream_cut_anywhere_equal_pieces_of_the_whole_text():
+    text = prompt_text(make_sample(eval_specs(3000, 2, False, 1, 5)[0])) + "\n\nCOMPLETION:\nHops=2\n"
+    rng = random.Random(0)
+    for _ in range(30):
+        cuts = sorted(rng.sample(range(1, len(text)), rng.randint(1, 200)))
+        chunks = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)])]
+        streamed = [piece for pieces in TOKENIZER.stream_pieces(chunks) for piece in pieces]
+        assert streamed == TOKENIZER.pieces(text)
+
+
+def test_chunked_ingest_equals_one_shot():
+    model = untrained()
+    sample = make_sample(eval_specs(4000, 1, False, 1, 3)[0])
+    whole = ingest(model, TOKENIZER, [prompt_text(sample)], progress=False)
+    text = prompt_text(sample)
+    pieces = [text[i : i + 37] for i in range(0, len(text), 37)]
+    chunked = ingest(model, TOKENIZER, pieces, progress=False)
+    assert len(whole.store) > 0 and whole.n_tokens == chunked.n_tokens
+    assert np.array_equal(whole.store.codes, chunked.store.codes)
+    assert np.array_equal(whole.store.tokens, chunked.store.tokens)
+    assert whole.recent == chunked.recent
+
+
+def test_saved_memory_reloads_to_identical_answers(tmp_path):
+    model = untrained()
+    samples = [make_sample(spec) for spec in eval_specs(1500, 1, False, 4, 4)]
+    for sample in samples:
+        memory = ingest(model, TOKENIZER, (c.decode() for c in prompt_chunks(sample)), progress=False)
+        save_memory(memory, tmp_path / "memory.npz")
+        reloaded = load_memory(tmp_path / "memory.npz")
+        before = MemoryDecoder(model, TOKENIZER, memory).continue_text(question(sample), 4)
+        after = MemoryDecoder(model, TOKENIZER, reloaded).continue_text(question(sample), 4)
+        assert before == after and reloaded.recent == memory.recent
+
+
+def test_a_memory_is_refused_by_another_model_and_a_bad_file_is_a_project_error(tmp_path):
+    memory = ingest(untrained(0), TOKENIZER, ["abc = def\nghi = 'jkl'"], progress=False)
+    with pytest.raises(HashHopError, match="another model"):
+        MemoryDecoder(untrained(1), TOKENIZER, memory)
+    (tmp_path / "bad.npz").write_bytes(b"not a memory")
+    with pytest.raises(HashHopError, match="cannot read memory"):
+        load_memory(tmp_path / "bad.npz")
+
+
+def test_an_untrained_model_answers_at_chance_through_the_decoding_path():
+    model = untrained()
+    samples = [make_sample(spec) for spec in eval_specs(1200, 1, False, 40, 6)]
+    right = 0
+    for sample in samples:
+        memory = ingest(model, TOKENIZER, [prompt_text(sample)], progress=False)
+        decoded = MemoryDecoder(model, TOKENIZER, memory).continue_text(question(sample), 3)
+        right += decoded.text == answer_text(sample).rstrip("\n")
+    assert right <= 4  # about 1 in 60 identifiers by chance
