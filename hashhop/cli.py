@@ -164,6 +164,53 @@ def train(
     typer.echo(f"final loss {metrics['loss']:.4f}, batch exact match {metrics['exact']:.1%}, {metrics['seconds']:.0f} s", err=True)
 
 
+def _memory_modules():
+    """The memory model's modules (they need torch: the [train] extra)."""
+    try:
+        from hashhop.checkpoint import load_checkpoint
+        from hashhop.memory import decode, ingest, persist
+    except ModuleNotFoundError as error:
+        raise HashHopError(f"the memory model needs the package {error.name!r}: pip install 'hashhop[train]'") from None
+    return load_checkpoint, ingest, persist, decode
+
+
+@app.command(name="ingest")
+def ingest_context(
+    model: Annotated[Path, typer.Option(help="Memory model checkpoint or training run directory.")],
+    prompt: Annotated[Path, typer.Argument(help="Text file of the context (e.g. `hashhop generate --prompt-only`).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Memory file to write (.npz).")],
+) -> None:
+    """Read a context of any length into a memory file, streaming: read once, ask many times."""
+    load_checkpoint, ingest, persist, _ = _memory_modules()
+    if not prompt.is_file():
+        raise HashHopError(f"no context file at {prompt}")
+    if not output.parent.is_dir():
+        raise HashHopError(f"directory {output.parent} does not exist")
+    loaded = load_checkpoint(model)
+    if loaded.config["model"]["arch"] != "memory":
+        raise HashHopError(f"{model} is a {loaded.config['model']['arch']} model, not a memory model")
+    memory = ingest.ingest(loaded.model, loaded.tokenizer, ingest.file_chunks(prompt), total_chars=prompt.stat().st_size)
+    persist.save_memory(memory, output)
+    typer.echo(f"{memory.n_tokens:,} tokens, {len(memory.store):,} entries, {memory.store.nbytes / 2**20:.1f} MiB -> {output}", err=True)
+
+
+@app.command()
+def ask(
+    model: Annotated[Path, typer.Option(help="The memory model that wrote the memory.")],
+    memory: Annotated[Path, typer.Option(help="Memory file written by `hashhop ingest`.")],
+    question: Annotated[str, typer.Argument(help="Text that follows the context, e.g. the completion header and 'KEY = \''.")],
+    max_new_tokens: Annotated[int, typer.Option(help="Most tokens to write.")] = 16,
+) -> None:
+    """Continue a memorised context with a question: what the model writes (greedy, up to the closing quote)."""
+    load_checkpoint, _, persist, decode = _memory_modules()
+    if max_new_tokens < 1:
+        raise HashHopError(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
+    stored = persist.load_memory(memory)
+    loaded = load_checkpoint(model)
+    text = question.encode().decode("unicode_escape")  # let a shell user write \n
+    typer.echo(decode.MemoryDecoder(loaded.model, loaded.tokenizer, stored).continue_text(text, max_new_tokens).text)
+
+
 @app.command()
 def report(
     runs: Annotated[list[Path], typer.Argument(help="Run directories written by `hashhop eval` (several models side by side).")],

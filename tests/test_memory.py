@@ -117,3 +117,59 @@ def test_an_untrained_model_answers_at_chance_through_the_decoding_path():
         decoded = MemoryDecoder(model, TOKENIZER, memory).continue_text(question(sample), 3)
         right += decoded.text == answer_text(sample).rstrip("\n")
     assert right <= 4  # about 1 in 60 identifiers by chance
+
+
+def memory_checkpoint(tmp_path, *extra: str):
+    from hashhop.train import load_config, train
+
+    settings = [f"out_dir='{tmp_path}'", "model.arch='memory'", "model.d_model=32", "model.n_layers=1",
+                "model.n_heads=2", "model.conv_kernel=3", "model.code_bits=64", "model.window=16",
+                "tokenizer={kind='identifier', feature_dim=32}", "task.chars=300", "batch_size=8"]
+    train(load_config(None, settings + list(extra)), progress=False)
+    return tmp_path
+
+
+def test_ingest_and_ask_from_the_command_line(tmp_path):
+    import subprocess
+    import sys
+
+    run = memory_checkpoint(tmp_path / "run", "steps=1", "checkpoint_every=1")
+    sample = make_sample(eval_specs(2000, 1, False, 1, 7)[0])
+    (tmp_path / "context.txt").write_text(prompt_text(sample))
+    cli = [sys.executable, "-m", "hashhop"]
+    made = subprocess.run([*cli, "ingest", "--model", str(run), str(tmp_path / "context.txt"), "-o", str(tmp_path / "m.npz")],
+                          capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    asked = subprocess.run([*cli, "ask", "--model", str(run), "--memory", str(tmp_path / "m.npz"), question(sample)],
+                           capture_output=True, text=True)
+    assert asked.returncode == 0 and asked.stdout.strip(), asked.stderr
+    missing = subprocess.run([*cli, "ask", "--model", str(run), "--memory", str(tmp_path / "none.npz"), "x"],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_the_harness_backend_answers_from_a_memory_checkpoint(tmp_path):
+    from hashhop.backends.hashhop import CheckpointBackend
+
+    run = memory_checkpoint(tmp_path, "steps=1", "checkpoint_every=1")
+    backend = CheckpointBackend(model=run)
+    sample = make_sample(eval_specs(600, 1, False, 1, 8)[0])
+    [completion] = backend.complete([context_text(sample)], max_new_tokens=4)
+    assert completion.prompt_tokens == len(TOKENIZER.pieces(context_text(sample))) - 1
+    assert 1 <= completion.completion_tokens <= 4
+
+
+@pytest.mark.slow
+def test_the_configured_training_run_answers_held_out_one_hop_questions(tmp_path):
+    from hashhop.train import load_config, train
+
+    config = load_config("configs/memory.toml", [f"out_dir='{tmp_path}'"])
+    model = train(config, progress=False).model.eval()
+    tokenizer = IdentifierTokenizer()
+    samples = [make_sample(spec) for spec in eval_specs(1200, 1, False, 64, 9)]
+    right = 0
+    for sample in samples:
+        memory = ingest(model, tokenizer, [prompt_text(sample)], progress=False)
+        decoded = MemoryDecoder(model, tokenizer, memory).continue_text(question(sample), 3)
+        right += decoded.text == answer_text(sample).rstrip("\n")
+    assert right >= 58, f"{right}/64 right after {config.steps} steps (chance is about 1/60)"

@@ -12,6 +12,8 @@ import torch
 from hashhop.backends.base import Completion
 from hashhop.checkpoint import load_checkpoint
 from hashhop.generation import greedy_continue
+from hashhop.memory.decode import MemoryDecoder
+from hashhop.memory.ingest import ingest
 
 
 class CheckpointBackend:
@@ -33,6 +35,8 @@ class CheckpointBackend:
         return self.loaded.config["model"].get("max_len") or None
 
     def complete(self, prompts: list[str], max_new_tokens: int) -> list[Completion]:
+        if self.loaded.config["model"]["arch"] == "memory":
+            return [self._complete_from_memory(prompt, max_new_tokens) for prompt in prompts]
         completions = []
         for start in range(0, len(prompts), self.batch_size):
             chunk = prompts[start : start + self.batch_size]
@@ -44,3 +48,13 @@ class CheckpointBackend:
                 new_tokens = len(self.loaded.tokenizer.encode(text, identifiers=context.identifiers).ids)
                 completions.append(Completion(text, len(context.ids), new_tokens, latency))
         return completions
+
+    def _complete_from_memory(self, prompt: str, max_new_tokens: int) -> Completion:
+        """The memory model ingests the prompt but its last token (streaming), then decodes
+        from its memory with that token as the question."""
+        began = time.perf_counter()
+        model, tokenizer = self.loaded.model, self.loaded.tokenizer
+        pieces = tokenizer.pieces(prompt)
+        memory = ingest(model, tokenizer, ["".join(pieces[:-1])], progress=False)
+        decoded = MemoryDecoder(model, tokenizer, memory).continue_text(pieces[-1], max_new_tokens)
+        return Completion(decoded.text, memory.n_tokens, decoded.n_tokens, time.perf_counter() - began)

@@ -41,11 +41,22 @@ class Decoded:
 class MemoryDecoder:
     """Answers questions about one Memory with one MemoryModel (the one that wrote it)."""
 
-    def __init__(self, model: MemoryModel, tokenizer: object, memory: Memory, probes: int = DEFAULT_PROBES, exact: bool = False):
+    def __init__(
+        self, model: MemoryModel, tokenizer: object, memory: Memory, probes: int = DEFAULT_PROBES,
+        exact: bool = False, track_recall: bool = False,
+    ):
         if memory.model_digest != model_digest(model):
             raise HashHopError("this memory was written by another model: ingest the context again with this one")
         self.model, self.tokenizer, self.memory = model.eval(), check_tokenizer(tokenizer), memory
         self.probes, self.exact = probes, exact
+        self.track_recall = track_recall
+        self.lookups = self.recall_hits = 0
+        """With track_recall: lookups made, and how many found exact search's nearest entry."""
+
+    def _note_recall(self, query: np.ndarray, found: np.ndarray) -> None:
+        nearest, _ = self.memory.store.exact_search(query, 1)
+        self.lookups += 1
+        self.recall_hits += bool(len(nearest) == 0 or nearest[0] in found)
 
     def _search(self, store: MemoryStore, query: np.ndarray, exact: bool) -> tuple[np.ndarray, np.ndarray]:
         k = self.model.config.top_k
@@ -63,6 +74,8 @@ class MemoryDecoder:
         def lookup(query_logits: torch.Tensor) -> Found:
             query = query_logits[0].numpy()
             main_index, main_distance = self._search(self.memory.store, query, self.exact)
+            if self.track_recall:
+                self._note_recall(query, main_index)
             extra_index, extra_distance = self._search(overlay, query, True)
             distances = np.concatenate([main_distance, extra_distance])
             texts = self.memory.store.token_texts(main_index) + overlay.token_texts(extra_index)
@@ -73,24 +86,32 @@ class MemoryDecoder:
             values = embed_pieces(model, self.tokenizer, texts)[0] if texts else torch.zeros(1, 0, model.config.d_model)
             return Found(agreement, torch.zeros_like(agreement), values)
 
-        hidden, _ = model.read(x, recent_tokens, lookup)
+        hidden = model.read(x, recent_tokens, lookup)
         _, identifiers, _ = embed_pieces(model, self.tokenizer, window + retrieved)
         features = torch.from_numpy(self.tokenizer.features(identifiers))[None] if identifiers else None
         candidates = model.embedding.identifiers(features) if features is not None else None
         logits = model.head(hidden[:, None], model.embedding, candidates, None)[0, 0]
         return self.tokenizer.decode([int(logits.argmax())], identifiers)
 
+    def _overlay(self, pieces: list[str]) -> MemoryStore:
+        """The entries `pieces` write after the memory's context (small: searched exactly)."""
+        writer = StreamingWriter(self.model, self.tokenizer, self.memory.recent)
+        writer.feed(pieces)
+        return writer.finish(self.memory.model_digest).store
+
     def continue_text(self, question: str, max_new_tokens: int) -> Decoded:
-        """What the model writes after the memory's context followed by `question`, up to and
-        including STOP (or max_new_tokens tokens)."""
+        """What the model writes after the memory's context followed by `question` (at least
+        one token: the position the first answer token is predicted from), up to and
+        including STOP (or max_new_tokens tokens). A position reads the entries written
+        before it: the question's last token is readable from the second step on."""
         question_pieces = self.tokenizer.pieces(question)
-        overlay_writer = StreamingWriter(self.model, self.tokenizer, self.memory.recent)
-        overlay_writer.feed(question_pieces)
-        overlay = overlay_writer.finish().store
+        if not question_pieces:
+            raise HashHopError("the question must hold at least one token")
+        overlays = [self._overlay(question_pieces[:-1]), self._overlay(question_pieces)]
         window = self.memory.recent + question_pieces
         written: list[str] = []
-        for _ in range(max_new_tokens):
-            piece = self.step(window[-self.model.config.window :], overlay)
+        for step in range(max_new_tokens):
+            piece = self.step(window[-self.model.config.window :], overlays[min(step, 1)])
             written.append(piece)
             window.append(piece)
             if STOP in piece:

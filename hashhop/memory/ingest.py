@@ -95,13 +95,14 @@ class StreamingWriter:
         self.recent = (self.recent + pieces[-self.model.config.window :])[-self.model.config.window :]
         self.n_tokens += len(pieces)
 
-    def finish(self) -> Memory:
+    def finish(self, digest: str | None = None) -> Memory:
+        """The entries written so far, indexed; `digest` is the model's, if already known."""
         width = max(block.shape[1] for block in self.texts) if self.texts else 1
         texts = [np.pad(block, ((0, 0), (0, width - block.shape[1]))) for block in self.texts]
         codes = np.concatenate(self.codes) if self.codes else np.zeros((0, self.model.config.code_bits // 64), np.uint64)
         tokens = np.concatenate(texts) if texts else np.zeros((0, 1), np.uint8)
         self.codes, self.texts = [], []
-        return Memory(MemoryStore.build(codes, tokens), self.recent, self.n_tokens, model_digest(self.model))
+        return Memory(MemoryStore.build(codes, tokens), self.recent, self.n_tokens, digest or model_digest(self.model))
 
 
 def file_chunks(path: Path, chars: int = READ_CHARS) -> Iterator[str]:

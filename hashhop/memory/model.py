@@ -50,11 +50,12 @@ from hashhop.models.transformer import CausalSelfAttention
 WRITE_GATE_INIT = 3.0
 """Every position starts written (sigmoid(3) = 0.95): the reads learn before the write cost
 prunes, instead of the cost emptying the memory before anything is learnt."""
-BALANCE_COST = 1.0
-"""Loss on each code bit's mean sign (over the written entries, and over each read's queries).
-Without it the codes drifted to one common pattern (every key agreed with every query at
-0.93): reading all values at once is a cheap first optimum, and it would leave the index one
-full bucket. Balanced bits rule both out."""
+BALANCE_COST = 0.1
+"""Loss on each key bit's mean sign over the written entries. Without it the codes drifted to
+one common pattern (every key agreed with every query at 0.93): reading all values at once is
+a cheap first optimum, and it would leave the index one full bucket. (Balancing the queries
+too, at 1.0, pulled a working induction-head start apart within 50 steps: a batch's queries
+share their structure, so balancing them fights the lookup.)"""
 NULL_SCORE_INIT = 0.5
 """A read's 'found nothing' entry starts at this fraction of read_scale: above chance
 agreement among millions of random codes (~0.33 at 256 bits), below a match (1.0)."""
@@ -66,11 +67,11 @@ def sign_code(logits: torch.Tensor) -> torch.Tensor:
     return logits + (signs - logits).detach()
 
 
-def bit_imbalance(logits: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+def bit_imbalance(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """BALANCE_COST * mean over bits of (weighted mean of tanh(logits))^2: zero when every bit
-    is +1 as often as -1. logits [..., bits], weights [...] (default: all ones)."""
+    is +1 as often as -1. logits [..., bits], weights [...]."""
     soft = torch.tanh(logits).flatten(0, -2)
-    weights = torch.ones(soft.size(0), device=soft.device) if weights is None else weights.flatten()
+    weights = weights.flatten()
     mean = (weights[:, None] * soft).sum(0) / weights.sum().clamp(min=1e-6)
     return BALANCE_COST * mean.pow(2).mean()
 
@@ -151,22 +152,26 @@ class MemoryModel(nn.Module):
         self._init_lookups()
 
     def _init_lookups(self) -> None:
-        """Start every lookup as one shared projection P of token vectors, so matching is
-        easy to find and the writer and reader only have to learn which tokens to key by.
+        """Start every lookup as an induction head: an entry's key is one projection P of the
+        tokens before it, a query is P of the tokens it has seen, so a query first matches the
+        entries that follow what it sees, and reads out the token that came next.
 
-        Keys start as P(sum of the recent tokens), read 1's query as P(sum of its recent
-        tokens), read r's as P(what read r - 1 found), and what the reads find is added to the
-        residual stream as is (the value/output half of mimetic initialisation, as in the
-        language models). With independent random projections the codes of a key and its
-        query agreed by chance only, and 800 steps of 1-hop training stayed at chance."""
+        Keys: P(e_t-1 + ... + e_t-K+1), the entry's own token left out (it is what is read).
+        Read 1: P(e_t + ... + e_t-K+2), its recent tokens one step behind the keys'. Read r:
+        P(what read r - 1 found). What reads find enters the residual stream as is (the
+        value/output half of mimetic initialisation, as in the language models). Measured:
+        independent random projections learnt slowly; a key and query both P(all recent
+        tokens) matched a position to itself and to entries sharing its own token, and fell
+        into those shortcuts (RESULTS.md)."""
         d, taps = self.config.d_model, self.config.conv_kernel
         shared = self.writer.key.weight[:, :d].detach().clone()
         with torch.no_grad():
-            self.writer.key.weight.copy_(shared.repeat(1, taps))
+            self.writer.key.weight.zero_()
+            self.writer.key.weight[:, d:] = shared.repeat(1, taps - 1)
             for r, read in enumerate(self.reads):
                 read.query.weight.zero_()
                 if r == 0:
-                    read.query.weight[:, d : d + taps * d] = shared.repeat(1, taps)
+                    read.query.weight[:, d : d + (taps - 1) * d] = shared.repeat(1, taps - 1)
                 else:
                     read.query.weight[:, -d:] = shared
             self.combine.weight.copy_(torch.eye(d).repeat(1, self.config.n_reads))
@@ -184,17 +189,13 @@ class MemoryModel(nn.Module):
         last = recent(self.recent_norm(tokens[:, -self.config.conv_kernel :]), self.config.conv_kernel)
         return x[:, -1], last[:, -1]
 
-    def read(self, x: torch.Tensor, recent_tokens: torch.Tensor, lookup: Lookup) -> tuple[torch.Tensor, torch.Tensor]:
-        """The reads, one after another: the hidden state the pointer head scores [N, d], and
-        the queries' bit imbalance (a training loss)."""
+    def read(self, x: torch.Tensor, recent_tokens: torch.Tensor, lookup: Lookup) -> torch.Tensor:
+        """The reads, one after another, then the hidden state the pointer head scores [N, d]."""
         context = self.local_norm(x)
         known = [context, recent_tokens]
         found_all = []
-        imbalance = torch.zeros((), device=x.device)
         for read in self.reads:
-            query_logits = read.query(torch.cat(known, -1))
-            imbalance = imbalance + bit_imbalance(query_logits)
-            found = lookup(query_logits)
+            found = lookup(read.query(torch.cat(known, -1)))
             scores = self.config.read_scale * found.agreement + found.bias
             null = read.null.expand(scores.size(0), 1)
             weights = torch.softmax(torch.cat([null, scores], -1), -1)[:, 1:]
@@ -203,7 +204,7 @@ class MemoryModel(nn.Module):
             known.append(value)
             found_all.append(value)
         hidden = x + self.combine(torch.cat(found_all, -1))
-        return hidden + self.mlp(self.mlp_norm(hidden)), imbalance
+        return hidden + self.mlp(self.mlp_norm(hidden))
 
     def forward(
         self,
@@ -216,7 +217,8 @@ class MemoryModel(nn.Module):
 
         The context of a row is everything up to its first `at` position (all of it when `at`
         is None); every context token goes through the writer, and each decode position reads
-        the entries written at or before it. Tokens after the context (the answer being
+        the entries written strictly before it. (Its own entry would be keyed by the same
+        recent tokens as its query: reading it was a shortcut training fell into.) Tokens after the context (the answer being
         written) reach the decoder only through its window, as in decoding.
         """
         batch, length = ids.shape
@@ -236,7 +238,7 @@ class MemoryModel(nn.Module):
 
         rows, cols = at.nonzero(as_tuple=True)
         codes, gates = sign_code(key_logits), F.logsigmoid(gate_logits)
-        visible = written[rows] & (positions[None, :] <= cols[:, None])
+        visible = written[rows] & (positions[None, :] < cols[:, None])
 
         def lookup(query_logits: torch.Tensor) -> Found:
             query = sign_code(query_logits)
@@ -244,8 +246,7 @@ class MemoryModel(nn.Module):
             bias = gates[rows].masked_fill(~visible, float("-inf"))
             return Found(agreement, bias, embedded[rows])
 
-        hidden, query_imbalance = self.read(*self.local_state(embedded, rows, cols), lookup)
-        self.auxiliary_loss = self.auxiliary_loss + query_imbalance
+        hidden = self.read(*self.local_state(embedded, rows, cols), lookup)
         row_identifiers = None if identifiers is None else identifiers[rows]
         row_counts = None if n_identifiers is None else n_identifiers[rows]
         logits = self.head(hidden.unsqueeze(1), self.embedding, row_identifiers, row_counts).squeeze(1)

@@ -11,14 +11,13 @@ a bucket), so a probe reads a constant number of entries whatever the context le
 
 A query probes its own bucket and the buckets of the prefixes it is least sure of: prefixes
 with the query's least confident bits flipped, in order of the summed confidence |logit| of
-the flipped bits (query-directed multi-probe LSH, Lv et al. 2007). The candidates of all
+the flipped bits (query-directed multi-probe LSH, after Lv et al. 2007). The candidates of all
 probes are ranked by full Hamming distance; `exact_search` ranks every entry, and recall of
 `search` against it is measured in benchmarks/memory.py.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 from dataclasses import dataclass
 
@@ -52,24 +51,18 @@ def hamming(codes: np.ndarray, query: np.ndarray) -> np.ndarray:
     return np.bitwise_count(codes ^ query).sum(axis=1, dtype=np.int64)
 
 
-def _flip_sets(confidence: np.ndarray, n_sets: int) -> list[tuple[int, ...]]:
-    """The n_sets cheapest sets of bit positions to flip, cheapest first (the empty set first).
-
-    Cost of a set is the sum of its bits' confidences. Positions sorted by confidence; the
-    heap expands a set by shifting its last position on, or appending the next one: every
-    set is generated once, in order of cost."""
-    order = np.argsort(confidence, kind="stable")
-    cost = confidence[order]
-    sets: list[tuple[int, ...]] = [()]
-    heap = [(float(cost[0]), (0,))] if len(order) else []
-    while heap and len(sets) < n_sets:
-        total, chosen = heapq.heappop(heap)
-        sets.append(tuple(int(order[i]) for i in chosen))
-        last = chosen[-1]
-        if last + 1 < len(order):
-            heapq.heappush(heap, (total + float(cost[last + 1]), chosen + (last + 1,)))
-            heapq.heappush(heap, (total - float(cost[last]) + float(cost[last + 1]), chosen[:-1] + (last + 1,)))
-    return sets
+def _flip_masks(confidence: np.ndarray, n_masks: int) -> np.ndarray:
+    """The n_masks cheapest prefix flips (uint64 masks over `len(confidence)` prefix bits, the
+    first bit most significant), cheapest first, starting with no flip. Cost of a flip is the
+    summed confidence of its bits; the cheapest sets are drawn from the log2(n_masks) + 1 least
+    confident bits (a set with a more confident bit costs more than most of those)."""
+    n_bits = len(confidence)
+    candidates = np.argsort(confidence, kind="stable")[: min(n_bits, max(1, n_masks.bit_length()))]
+    subsets = (np.arange(1 << len(candidates))[:, None] >> np.arange(len(candidates))) & 1
+    costs = subsets @ confidence[candidates].astype(np.float64)
+    chosen = subsets[np.argsort(costs, kind="stable")[:n_masks]].astype(np.uint64)
+    bit_values = np.left_shift(np.uint64(1), (n_bits - 1 - candidates).astype(np.uint64))
+    return (chosen * bit_values).sum(axis=1, dtype=np.uint64)
 
 
 @dataclass
@@ -123,19 +116,12 @@ class MemoryStore:
             return self.exact_search(query_logits, k)
         query_logits = np.asarray(query_logits, dtype=np.float32)
         query = pack_codes(query_logits[None])[0]
-        prefix = int(query[0]) >> (WORD_BITS - bits)
-        starts, ends = [], []
-        shift = WORD_BITS - bits
+        shift = np.uint64(WORD_BITS - bits)
+        prefixes = (query[0] >> shift) ^ _flip_masks(np.abs(query_logits[:bits]), probes)
+        low = prefixes << shift
         first_words = self.codes[:, 0]
-        prefixes = []
-        for flips in _flip_sets(np.abs(query_logits[:bits]), probes):
-            flipped = prefix
-            for position in flips:
-                flipped ^= 1 << (bits - 1 - position)
-            prefixes.append(flipped)
-        low = np.array([p << shift for p in prefixes], dtype=np.uint64)
         starts = np.searchsorted(first_words, low, side="left")
-        ends = np.searchsorted(first_words, low + np.uint64((1 << shift) - 1), side="right")
+        ends = np.searchsorted(first_words, low | ((np.uint64(1) << shift) - np.uint64(1)), side="right")
         sizes = ends - starts
         candidates = np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(int(sizes.sum()))
         return _nearest(candidates, hamming(self.codes[candidates], query), k)
