@@ -244,6 +244,29 @@ def cost_table(args: argparse.Namespace, loaded, dense) -> list[dict]:
     return rows
 
 
+def plot_cost(rows: list[dict], path: Path) -> None:
+    """Decode time per token (measured) and FLOPs per token (counted) against context length."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (timing, counted) = plt.subplots(1, 2, figsize=(10, 4))
+    tokens = [row["tokens"] for row in rows]
+    dense = [row for row in rows if "dense_ms_median" in row]
+    timing.loglog(tokens, [row["memory_ms_median"] for row in rows], "o-", label="memory model")
+    timing.loglog([r["tokens"] for r in dense], [r["dense_ms_median"] for r in dense], "s-", label="dense, KV cache")
+    counted.loglog(tokens, [row["memory_flops"] for row in rows], "o-", label="memory model")
+    counted.loglog([r["tokens"] for r in dense], [r["dense_flops"] for r in dense], "s-", label="dense, KV cache")
+    for axis, label in ((timing, "decode ms per token (median, 1 thread)"), (counted, "FLOPs per decoded token")):
+        axis.set_xlabel("context (Magic tokens, 3 chars each)")
+        axis.set_ylabel(label)
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="memory model checkpoint or run directory")
@@ -269,6 +292,7 @@ def main() -> None:
     if args.cost_tokens:
         rows = cost_table(args, loaded, dense)
         (args.out / "cost.json").write_text(json.dumps(rows, indent=1))
+        plot_cost(rows, args.out / "cost.png")
     if args.tokens:
         rows = accuracy_grid(args, loaded, dense)
         (args.out / "accuracy.json").write_text(json.dumps(rows, indent=1))
