@@ -79,7 +79,7 @@ def accuracy_grid(args: argparse.Namespace, loaded, dense) -> list[dict]:
                 sample = make_sample(spec)
                 began = time.perf_counter()
                 memory = ingest(loaded.model, loaded.tokenizer, (c.decode() for c in prompt_chunks(sample)),
-                                total_chars=None, progress=args.progress)
+                                progress=args.progress)
                 ingest_s += time.perf_counter() - began
                 entries += len(memory.store)
                 model_tokens += memory.n_tokens
@@ -108,7 +108,7 @@ def accuracy_grid(args: argparse.Namespace, loaded, dense) -> list[dict]:
                        "entries": entries, "queries": tally["n"], "accuracy": tally["right"] / tally["n"],
                        "low": low, "high": high, "index_recall": hits / max(1, lookups),
                        "ingest_tokens_per_s": model_tokens / ingest_s,
-                       "bytes_per_pair": None, "dense_accuracy": None, "dense_queries": tally["dense_n"]}
+                       "dense_accuracy": None, "dense_queries": tally["dense_n"]}
                 if tally["dense_n"]:
                     row["dense_accuracy"] = tally["dense_right"] / tally["dense_n"]
                 rows.append(row)
@@ -299,5 +299,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    np.seterr(all="raise")
     main()

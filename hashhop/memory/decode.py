@@ -66,7 +66,7 @@ class MemoryDecoder:
     def step(self, window: list[str], overlay: MemoryStore) -> str:
         """The next token's text after `window` (the last tokens, oldest first)."""
         model, bits = self.model, self.model.config.code_bits
-        embedded, _, _ = embed_pieces(model, self.tokenizer, window)
+        embedded = embed_pieces(model, self.tokenizer, window)
         last = torch.tensor([embedded.size(1) - 1])
         x, recent_tokens = model.local_state(embedded, torch.tensor([0]), last)
         retrieved: list[str] = []
@@ -83,11 +83,11 @@ class MemoryDecoder:
             texts = [texts[i] for i in best]
             retrieved.extend(texts)
             agreement = torch.from_numpy(1 - 2 * distances[best] / bits).float()[None]
-            values = embed_pieces(model, self.tokenizer, texts)[0] if texts else torch.zeros(1, 0, model.config.d_model)
+            values = embed_pieces(model, self.tokenizer, texts) if texts else torch.zeros(1, 0, model.config.d_model)
             return Found(agreement, torch.zeros_like(agreement), values)
 
         hidden = model.read(x, recent_tokens, lookup)
-        _, identifiers, _ = embed_pieces(model, self.tokenizer, window + retrieved)
+        identifiers = self.tokenizer.encode_pieces(window + retrieved).identifiers
         features = torch.from_numpy(self.tokenizer.features(identifiers))[None] if identifiers else None
         candidates = model.embedding.identifiers(features) if features is not None else None
         logits = model.head(hidden[:, None], model.embedding, candidates, None)[0, 0]

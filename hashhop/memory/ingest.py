@@ -40,10 +40,6 @@ class Memory:
     model_digest: str
     """The writer that filled it; decoding with another model is refused."""
 
-    @property
-    def bytes_per_token(self) -> float:
-        return self.store.nbytes / max(1, self.n_tokens)
-
 
 def model_digest(model: torch.nn.Module) -> str:
     """SHA-256 of the model's weights, in state_dict order."""
@@ -61,13 +57,13 @@ def check_tokenizer(tokenizer: object) -> IdentifierTokenizer:
 
 
 @torch.no_grad()
-def embed_pieces(model: MemoryModel, tokenizer: IdentifierTokenizer, pieces: list[str]) -> tuple[torch.Tensor, list[str], list[int]]:
-    """Token texts -> embeddings [1, n, d], the identifiers among them, and their ids."""
+def embed_pieces(model: MemoryModel, tokenizer: IdentifierTokenizer, pieces: list[str]) -> torch.Tensor:
+    """Token texts -> their embeddings [1, n, d]."""
     encoded = tokenizer.encode_pieces(pieces)
     features = torch.from_numpy(tokenizer.features(encoded.identifiers))[None]
     ids = torch.tensor([encoded.ids], dtype=torch.long)
     identifiers = model.embedding.identifiers(features) if encoded.identifiers else None
-    return model.embedding(ids, identifiers), encoded.identifiers, encoded.ids
+    return model.embedding(ids, identifiers)
 
 
 class StreamingWriter:
@@ -85,7 +81,7 @@ class StreamingWriter:
         if not pieces:
             return
         carry = self.recent[len(self.recent) - (self.model.config.conv_kernel - 1) :] if self.recent else []
-        embedded, _, _ = embed_pieces(self.model, self.tokenizer, carry + pieces)
+        embedded = embed_pieces(self.model, self.tokenizer, carry + pieces)
         key_logits, gate_logits = self.model.writer(embedded[0])
         kept = (gate_logits[len(carry) :] > 0).nonzero().flatten()
         keys = key_logits[len(carry) :][kept].numpy()

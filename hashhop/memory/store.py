@@ -86,10 +86,6 @@ class MemoryStore:
         return len(self.codes)
 
     @property
-    def code_bits(self) -> int:
-        return self.codes.shape[1] * WORD_BITS
-
-    @property
     def prefix_bits(self) -> int:
         """Bits of the bucket prefix: about ENTRIES_PER_BUCKET entries a bucket."""
         if len(self) <= ENTRIES_PER_BUCKET:
