@@ -34,7 +34,7 @@ def untrained(seed: int = 0, **overrides):
 def random_store(n_entries: int, seed: int = 0) -> tuple[MemoryStore, np.ndarray]:
     keys = np.random.default_rng(seed).standard_normal((n_entries, 128)).astype(np.float32)
     tokens = np.arange(n_entries, dtype=np.uint32).view(np.uint8).reshape(n_entries, 4)
-    return MemoryStore.build(pack_codes(keys), tokens), keys
+    return MemoryStore.build(pack_codes(keys), tokens, np.zeros(n_entries, np.float16)), keys
 
 
 def question(sample) -> str:

@@ -77,14 +77,14 @@ class MemoryDecoder:
             if self.track_recall:
                 self._note_recall(query, main_index)
             extra_index, extra_distance = self._search(overlay, query, True)
-            distances = np.concatenate([main_distance, extra_distance])
+            agreement = 1 - 2 * np.concatenate([main_distance, extra_distance]) / bits
+            bias = np.concatenate([self.memory.store.bias[main_index], overlay.bias[extra_index]]).astype(np.float32)
             texts = self.memory.store.token_texts(main_index) + overlay.token_texts(extra_index)
-            best = np.argsort(distances, kind="stable")[: model.config.top_k]
+            best = np.argsort(-(model.config.read_scale * agreement + bias), kind="stable")[: model.config.top_k]
             texts = [texts[i] for i in best]
             retrieved.extend(texts)
-            agreement = torch.from_numpy(1 - 2 * distances[best] / bits).float()[None]
             values = embed_pieces(model, self.tokenizer, texts) if texts else torch.zeros(1, 0, model.config.d_model)
-            return Found(agreement, torch.zeros_like(agreement), values)
+            return Found(torch.from_numpy(agreement[best]).float()[None], torch.from_numpy(bias[best])[None], values)
 
         hidden = model.read(x, recent_tokens, lookup)
         identifiers = self.tokenizer.encode_pieces(window + retrieved).identifiers

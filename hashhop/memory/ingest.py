@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from hashhop.errors import HashHopError
-from hashhop.memory.model import MemoryModel
+from hashhop.memory.model import MemoryModel, entry_bias
 from hashhop.memory.store import MemoryStore, pack_codes, pack_tokens
 from hashhop.tokenize import IdentifierTokenizer
 
@@ -74,6 +74,7 @@ class StreamingWriter:
         self.recent = list(recent or [])[-model.config.window :]
         self.codes: list[np.ndarray] = []
         self.texts: list[np.ndarray] = []
+        self.biases: list[np.ndarray] = []
         self.n_tokens = 0
 
     @torch.no_grad()
@@ -83,8 +84,10 @@ class StreamingWriter:
         carry = self.recent[len(self.recent) - (self.model.config.conv_kernel - 1) :] if self.recent else []
         embedded = embed_pieces(self.model, self.tokenizer, carry + pieces)
         key_logits, gate_logits = self.model.writer(embedded[0])
-        kept = (gate_logits[len(carry) :] > 0).nonzero().flatten()
+        bias = entry_bias(gate_logits[len(carry) :])
+        kept = torch.isfinite(bias).nonzero().flatten()
         keys = key_logits[len(carry) :][kept].numpy()
+        self.biases.append(bias[kept].numpy().astype(np.float16))
         texts = [pieces[i] for i in kept.tolist()]
         self.codes.append(pack_codes(keys) if len(keys) else np.zeros((0, self.model.config.code_bits // 64), np.uint64))
         self.texts.append(pack_tokens(texts, max((len(t) for t in texts), default=1)))
@@ -97,8 +100,9 @@ class StreamingWriter:
         texts = [np.pad(block, ((0, 0), (0, width - block.shape[1]))) for block in self.texts]
         codes = np.concatenate(self.codes) if self.codes else np.zeros((0, self.model.config.code_bits // 64), np.uint64)
         tokens = np.concatenate(texts) if texts else np.zeros((0, 1), np.uint8)
-        self.codes, self.texts = [], []
-        return Memory(MemoryStore.build(codes, tokens), self.recent, self.n_tokens, digest or model_digest(self.model))
+        biases = np.concatenate(self.biases) if self.biases else np.zeros(0, np.float16)
+        self.codes, self.texts, self.biases = [], [], []
+        return Memory(MemoryStore.build(codes, tokens, biases), self.recent, self.n_tokens, digest or model_digest(self.model))
 
 
 def file_chunks(path: Path, chars: int = READ_CHARS) -> Iterator[str]:

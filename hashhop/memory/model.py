@@ -56,15 +56,35 @@ one common pattern (every key agreed with every query at 0.93): reading all valu
 a cheap first optimum, and it would leave the index one full bucket. (Balancing the queries
 too, at 1.0, pulled a working induction-head start apart within 50 steps: a batch's queries
 share their structure, so balancing them fights the lookup.)"""
+SEPARATOR_WEIGHT = 0.5
+"""In the initial keys and queries, the token between an entry and its source counts half as
+much as the source: a query whose source matches but whose separator differs (a chain's
+middle link is written `=`, its last `= '`) still agrees at ~0.6, above entries that share
+only the separator (~0.13)."""
+GATE_FLOOR = -6.0
+"""An entry whose write-gate logit is at or below this is not kept. A kept entry's score gets
+log sigmoid(gate) added, in training and decoding alike (the memory stores it), so a read
+meets the same entries with the same scores in both. (Measured: a soft gate in training and
+'kept if the logit is above 0' in decoding dropped the half-open entries training had been
+reading, and every setting fell to chance.) An entry at the floor weighs sigmoid(-6) = 0.25%
+of an open one with the same agreement."""
 NULL_SCORE_INIT = 0.5
 """A read's 'found nothing' entry starts at this fraction of read_scale: above chance
 agreement among millions of random codes (~0.33 at 256 bits), below a match (1.0)."""
 
 
 def sign_code(logits: torch.Tensor) -> torch.Tensor:
-    """+-1 (>= 0 is +1, as the packed bits are) forward, identity gradient backward."""
+    """+-1 (>= 0 is +1, as the packed bits are) forward; tanh's gradient backward.
+
+    A saturating straight-through estimator: a bit far from zero is settled and gets almost no
+    gradient. Measured (RESULTS.md): with the identity gradient, the reads of a model that was
+    exact on 1-hop questions at step 100 kept being pushed after every bit had its sign, their
+    softmax spread over more and more entries (top weight 0.83 -> 0.15) and exact match fell
+    to 17% by step 400; with tanh's gradient the same run stays at 100%.
+    """
+    soft = torch.tanh(logits)
     signs = torch.where(logits >= 0, 1.0, -1.0).to(logits.dtype)
-    return logits + (signs - logits).detach()
+    return soft + (signs - soft).detach()
 
 
 def bit_imbalance(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -76,6 +96,11 @@ def bit_imbalance(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return BALANCE_COST * mean.pow(2).mean()
 
 
+def entry_bias(gate_logits: torch.Tensor) -> torch.Tensor:
+    """What a kept entry adds to its read score, log sigmoid(gate); -inf where it is not kept."""
+    return F.logsigmoid(gate_logits).masked_fill(gate_logits <= GATE_FLOOR, float("-inf"))
+
+
 def recent(embedded: torch.Tensor, taps: int) -> torch.Tensor:
     """[..., T, d] -> [..., T, taps * d]: each position's vector, then its predecessors' (zeros
     before the start), so a linear map can single out any one of them exactly."""
@@ -85,29 +110,35 @@ def recent(embedded: torch.Tensor, taps: int) -> torch.Tensor:
 
 
 class Writer(nn.Module):
-    """Embeddings [..., T, d] -> key logits [..., T, code_bits] and write-gate logits [..., T]."""
+    """Embeddings [..., T, d] -> key logits [..., T, code_bits] and write-gate logits [..., T].
+
+    An entry's key is `address` of the tokens before it (its own token is what is read, and
+    is left out); the gate sees them and the token itself."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         d, self.taps = config.d_model, config.conv_kernel
         self.norm = nn.RMSNorm(d)
-        self.key = nn.Linear(self.taps * d, config.code_bits, bias=False)
+        self.address = nn.Linear((self.taps - 1) * d, config.code_bits, bias=False)
         self.gate_hidden = nn.Linear(self.taps * d, d)
         self.gate = nn.Linear(d, 1)
         nn.init.constant_(self.gate.bias, WRITE_GATE_INIT)
 
     def forward(self, embedded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        d = embedded.size(-1)
         window = recent(self.norm(embedded), self.taps)
-        return self.key(window), self.gate(F.gelu(self.gate_hidden(window))).squeeze(-1)
+        return self.address(window[..., d:]), self.gate(F.gelu(self.gate_hidden(window))).squeeze(-1)
 
 
 class Read(nn.Module):
-    """One lookup: a query code from what is known so far; a gate, from the local context, on
-    whether what it found is used at all (a 1-hop question has no second hop to follow)."""
+    """One lookup: from what is known so far, a guess of the tokens that precede the entry
+    wanted (in embedding space), which the writer's own `address` turns into a query code;
+    and a gate, from the local context, on whether what it found goes into the answer (a
+    1-hop question has no second hop to follow)."""
 
-    def __init__(self, known_dim: int, d_model: int, code_bits: int, read_scale: float):
+    def __init__(self, known_dim: int, d_model: int, taps: int, read_scale: float):
         super().__init__()
-        self.query = nn.Linear(known_dim, code_bits, bias=False)
+        self.guess = nn.Linear(known_dim, (taps - 1) * d_model, bias=False)
         self.null = nn.Parameter(torch.tensor(NULL_SCORE_INIT * read_scale))
         self.use = nn.Linear(d_model, 1)
 
@@ -121,7 +152,7 @@ class Found:
     bias: torch.Tensor
     """[N, M] added to the scaled agreement: log of the write gate in training, -inf on padding."""
     values: torch.Tensor
-    """[N, M, d] the embeddings of the entries' tokens."""
+    """[N, M, d] the embeddings of the entries' tokens ([M, d] when every query meets the same)."""
 
 
 Lookup = Callable[[torch.Tensor], Found]
@@ -142,7 +173,7 @@ class MemoryModel(nn.Module):
         self.recent_norm = nn.RMSNorm(d)
         known = d + config.conv_kernel * d
         self.reads = nn.ModuleList(
-            Read(known + r * d, d, config.code_bits, config.read_scale) for r in range(config.n_reads)
+            Read(known + r * d, d, config.conv_kernel, config.read_scale) for r in range(config.n_reads)
         )
         self.combine = nn.Linear(config.n_reads * d, d, bias=False)
         self.mlp_norm, self.mlp = nn.RMSNorm(d), MLP(d)
@@ -152,28 +183,34 @@ class MemoryModel(nn.Module):
         self._init_lookups()
 
     def _init_lookups(self) -> None:
-        """Start every lookup as an induction head: an entry's key is one projection P of the
-        tokens before it, a query is P of the tokens it has seen, so a query first matches the
-        entries that follow what it sees, and reads out the token that came next.
+        """Start every lookup as a skip-bigram induction head, so that reads can chain.
 
-        Keys: P(e_t-1 + ... + e_t-K+1), the entry's own token left out (it is what is read).
-        Read 1: P(e_t + ... + e_t-K+2), its recent tokens one step behind the keys'. Read r:
-        P(what read r - 1 found). What reads find enters the residual stream as is (the
-        value/output half of mimetic initialisation, as in the language models). Measured:
-        independent random projections learnt slowly; a key and query both P(all recent
-        tokens) matched a position to itself and to entries sharing its own token, and fell
-        into those shortcuts (RESULTS.md)."""
+        Keys and queries share one map, the writer's `address`, so a read that guesses an
+        entry's preceding tokens exactly meets its key exactly, whatever training does to the
+        map. `address` starts as P(e_t-2) + SEPARATOR_WEIGHT * S(e_t-1) with independent random
+        P and S; read 1 guesses the predecessors (e_t-1, e_t-2) to be its own (e_t, e_t-1), so
+        it first finds the entries two tokens after what it holds; read r guesses (e_t, what
+        read r - 1 found), the next hop. Nothing in it names a token: which tokens sit
+        between, and which entries are worth keeping, is left to training. What reads find
+        enters the residual stream as is (the value/output half of mimetic initialisation).
+
+        Measured (RESULTS.md): separate key and query maps drifted apart in training (the
+        best match's agreement fell from 1.0 to ~0.65, enough in a short training prompt, not
+        among millions of entries); keys P(e_t-1 + e_t-2), a sum that forgets order, gave
+        the entry after a value the same key as the value's successor, and 2-hop questions
+        stayed at chance; a key and query of all recent tokens matched a position to itself."""
         d, taps = self.config.d_model, self.config.conv_kernel
-        shared = self.writer.key.weight[:, :d].detach().clone()
+        address = self.writer.address.weight
         with torch.no_grad():
-            self.writer.key.weight.zero_()
-            self.writer.key.weight[:, d:] = shared.repeat(1, taps - 1)
+            address[:, :d] *= SEPARATOR_WEIGHT
+            address[:, 2 * d :] = 0
+            eye = torch.eye(d)
             for r, read in enumerate(self.reads):
-                read.query.weight.zero_()
-                if r == 0:
-                    read.query.weight[:, d : d + (taps - 1) * d] = shared.repeat(1, taps - 1)
-                else:
-                    read.query.weight[:, -d:] = shared
+                read.guess.weight.zero_()
+                # a query's input: [local state (d), recent tokens e_t ... e_t-K+1, found 1 ... r-1]
+                read.guess.weight[:d, d : 2 * d] = eye
+                held = 2 * d if r == 0 else read.guess.in_features - d
+                read.guess.weight[d : 2 * d, held : held + d] = eye
             self.combine.weight.copy_(torch.eye(d).repeat(1, self.config.n_reads))
 
     def local_state(self, embedded: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -190,20 +227,23 @@ class MemoryModel(nn.Module):
         return x[:, -1], last[:, -1]
 
     def read(self, x: torch.Tensor, recent_tokens: torch.Tensor, lookup: Lookup) -> torch.Tensor:
-        """The reads, one after another, then the hidden state the pointer head scores [N, d]."""
+        """The reads, one after another, then the hidden state the pointer head scores [N, d].
+
+        Each read's query sees everything earlier reads found; whether a read's find goes
+        into the answer is a separate gate from the local context (for a 1-hop question,
+        reads 2 and 3 still look, and find nothing worth using)."""
         context = self.local_norm(x)
         known = [context, recent_tokens]
-        found_all = []
+        used = []
         for read in self.reads:
-            found = lookup(read.query(torch.cat(known, -1)))
+            found = lookup(self.writer.address(read.guess(torch.cat(known, -1))))
             scores = self.config.read_scale * found.agreement + found.bias
             null = read.null.expand(scores.size(0), 1)
             weights = torch.softmax(torch.cat([null, scores], -1), -1)[:, 1:]
-            value = torch.bmm(weights.unsqueeze(1), found.values).squeeze(1)
-            value = value * torch.sigmoid(read.use(context))
+            value = torch.matmul(weights.unsqueeze(1), found.values).squeeze(1)
             known.append(value)
-            found_all.append(value)
-        hidden = x + self.combine(torch.cat(found_all, -1))
+            used.append(value * torch.sigmoid(read.use(context)))
+        hidden = x + self.combine(torch.cat(used, -1))
         return hidden + self.mlp(self.mlp_norm(hidden))
 
     def forward(
@@ -217,8 +257,12 @@ class MemoryModel(nn.Module):
 
         The context of a row is everything up to its first `at` position (all of it when `at`
         is None); every context token goes through the writer, and each decode position reads
-        the entries written strictly before it. (Its own entry would be keyed by the same
-        recent tokens as its query: reading it was a shortcut training fell into.) Tokens after the context (the answer being
+        the entries its row wrote strictly before it, and every entry the batch's other rows
+        wrote. (Its own entry would be keyed by the same recent tokens as its query: reading
+        it was a shortcut training fell into. The other rows' hashes are unrelated, so they
+        are distractors, as a longer context would hold: a model trained on one short prompt
+        per read let its best matches agree at ~0.7, enough among 100 entries, and its 1-hop
+        accuracy fell to 45% at 10K tokens.) Tokens after the context (the answer being
         written) reach the decoder only through its window, as in decoding.
         """
         batch, length = ids.shape
@@ -233,18 +277,22 @@ class MemoryModel(nn.Module):
         context_len = torch.full_like(first_target, length) if every_position else first_target
         written = positions[None, :] < context_len[:, None]
         write_weight = torch.sigmoid(gate_logits) * written
-        self.auxiliary_loss = self.config.write_cost * write_weight.sum() / written.sum()
+        kept = torch.sigmoid(gate_logits - GATE_FLOOR) * written
+        self.auxiliary_loss = self.config.write_cost * kept.sum() / written.sum()
         self.auxiliary_loss = self.auxiliary_loss + bit_imbalance(key_logits, write_weight)
 
         rows, cols = at.nonzero(as_tuple=True)
-        codes, gates = sign_code(key_logits), F.logsigmoid(gate_logits)
-        visible = written[rows] & (positions[None, :] < cols[:, None])
+        codes = sign_code(key_logits).flatten(0, 1)
+        gates = entry_bias(gate_logits).flatten()
+        other_row = torch.arange(batch, device=ids.device)[None, :, None] != rows[:, None, None]
+        earlier = positions[None, None, :] < cols[:, None, None]
+        visible = (written[None] & (other_row | earlier)).flatten(1)
+        bias = gates[None].masked_fill(~visible, float("-inf"))
+        values = embedded.flatten(0, 1)
 
         def lookup(query_logits: torch.Tensor) -> Found:
-            query = sign_code(query_logits)
-            agreement = torch.bmm(codes[rows], query.unsqueeze(-1)).squeeze(-1) / self.config.code_bits
-            bias = gates[rows].masked_fill(~visible, float("-inf"))
-            return Found(agreement, bias, embedded[rows])
+            agreement = sign_code(query_logits) @ codes.T / self.config.code_bits
+            return Found(agreement, bias, values)
 
         hidden = self.read(*self.local_state(embedded, rows, cols), lookup)
         row_identifiers = None if identifiers is None else identifiers[rows]

@@ -1,8 +1,9 @@
 """The memory itself: packed binary keys, the tokens they hold, and an index over the keys.
 
 An entry is a key of `code_bits` bits (the signs of the writer's key logits, packed into
-uint64 words, bit 0 the most significant bit of word 0) and its token's text (ASCII, zero
-padded). Nothing else is kept: 32 + 16 bytes for a 256-bit key and a 16-letter hash.
+uint64 words, bit 0 the most significant bit of word 0), its token's text (ASCII, zero
+padded) and the score its write gate adds to reads (float16). Nothing else is kept: 32 + 16
++ 2 bytes for a 256-bit key and a 16-letter hash.
 
 The index costs no extra bytes: entries are stored sorted by their first word, so the
 entries whose first `prefix_bits` bits equal a given prefix form one contiguous bucket that
@@ -73,14 +74,16 @@ class MemoryStore:
     """uint64 [N, code_bits // 64], sorted by column 0."""
     tokens: np.ndarray
     """uint8 [N, width]: each entry's token text, zero padded."""
+    bias: np.ndarray
+    """float16 [N]: what each entry adds to a read's score (its write gate's log sigmoid)."""
 
     @classmethod
-    def build(cls, codes: np.ndarray, tokens: np.ndarray) -> MemoryStore:
+    def build(cls, codes: np.ndarray, tokens: np.ndarray, bias: np.ndarray) -> MemoryStore:
         """Sort entries into index order (a stable sort: equal prefixes keep write order)."""
-        if len(codes) != len(tokens):
-            raise HashHopError(f"{len(codes)} keys but {len(tokens)} tokens")
+        if not len(codes) == len(tokens) == len(bias):
+            raise HashHopError(f"{len(codes)} keys, {len(tokens)} tokens and {len(bias)} scores")
         order = np.argsort(codes[:, 0], kind="stable")
-        return cls(np.ascontiguousarray(codes[order]), np.ascontiguousarray(tokens[order]))
+        return cls(*(np.ascontiguousarray(part[order]) for part in (codes, tokens, bias)))
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -94,7 +97,7 @@ class MemoryStore:
 
     @property
     def nbytes(self) -> int:
-        return self.codes.nbytes + self.tokens.nbytes
+        return self.codes.nbytes + self.tokens.nbytes + self.bias.nbytes
 
     def token_texts(self, indices: np.ndarray) -> list[str]:
         return [row.tobytes().rstrip(b"\0").decode("ascii") for row in self.tokens[indices]]

@@ -65,7 +65,7 @@ class ModelConfig:
         checks = [
             (self.code_bits >= 64 and self.code_bits % 64 == 0, f"code_bits must be a positive multiple of 64, got {self.code_bits}"),
             (self.n_reads >= 1, f"n_reads must be >= 1, got {self.n_reads}"),
-            (self.conv_kernel >= 2, f"the memory model's writer needs conv_kernel >= 2 (a token and its predecessor), got {self.conv_kernel}"),
+            (self.conv_kernel >= 3, f"the memory model's writer needs conv_kernel >= 3 (an entry, the token before it and its source), got {self.conv_kernel}"),
             (self.window >= self.conv_kernel, f"window ({self.window}) must be at least conv_kernel ({self.conv_kernel})"),
             (self.top_k >= 1, f"top_k must be >= 1, got {self.top_k}"),
             (self.read_scale > 0 and self.write_cost >= 0, "read_scale must be > 0 and write_cost >= 0"),
