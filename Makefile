@@ -42,10 +42,11 @@ demo: install
 	#    tokens of pairs) to 64x it, in the same report as SmolLM2.
 	$(HASHHOP) train --config configs/identifier.toml --set out_dir=$(DEMO)/identifier --set steps=5000 --set task.one_hop_steps=1500
 	$(HASHHOP) eval --backend hashhop --model $(DEMO)/identifier --tokens 32..2048 --hops 1,2 --cot --samples 20 --batch-size 16 --out $(DEMO)/identifier-eval
-	# 4. The long-term-memory model: trained on CPU for ~20 s (its config), then asked 1-hop questions
-	#    about 1M tokens of context (its own tokens: ~250K pairs), ingested by streaming.
+	# 4. The long-term-memory model: trained on CPU for about a minute (its config), then asked 1-, 2-
+	#    and 3-hop skip questions (no chain of thought) about 1M tokens of context (its own tokens:
+	#    ~250K pairs), ingested by streaming.
 	$(HASHHOP) train --config configs/memory.toml --set out_dir=$(DEMO)/memory
-	$(HASHHOP) eval --backend hashhop --model $(DEMO)/memory --tokens 1000000 --hops 1 --samples 4 --out $(DEMO)/memory-eval
+	$(HASHHOP) eval --backend hashhop --model $(DEMO)/memory --tokens 1000000 --hops 1,2,3 --samples 3 --out $(DEMO)/memory-eval
 	$(HASHHOP) report $(DEMO)/smollm2 $(DEMO)/identifier-eval $(DEMO)/memory-eval --out $(DEMO)
 
 bench: install

@@ -70,8 +70,8 @@ def accuracy_grid(args: argparse.Namespace, loaded, dense) -> list[dict]:
     rows = []
     for tokens in args.tokens:
         needed = args.queries if tokens <= 1_000_000 else args.queries_long
-        for hops in sorted({h for h, _ in SETTINGS.values()}):
-            names = [name for name, (h, _) in SETTINGS.items() if h == hops]
+        for hops in sorted({h for name, (h, _) in SETTINGS.items() if name in args.settings}):
+            names = [name for name, (h, _) in SETTINGS.items() if h == hops and name in args.settings]
             tallies = {name: {"right": 0, "dense_right": 0, "dense_n": 0, "n": 0} for name in names}
             ingest_s = entries = model_tokens = pairs = 0
             lookups = hits = 0
@@ -272,6 +272,8 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="memory model checkpoint or run directory")
     parser.add_argument("--dense", help="dense identifier transformer checkpoint (baseline)")
     parser.add_argument("--tokens", type=parse_sizes, default=[], help="lengths of the accuracy grid")
+    parser.add_argument("--settings", type=lambda text: text.split(","), default=list(SETTINGS),
+                        help=f"settings of the accuracy grid, comma separated (default: {','.join(SETTINGS)})")
     parser.add_argument("--queries", type=int, default=200, help="queries per cell up to 1M tokens")
     parser.add_argument("--queries-long", type=int, default=100, help="queries per cell beyond 1M tokens")
     parser.add_argument("--probes", type=int, default=32, help="index buckets probed per read")

@@ -59,10 +59,10 @@ a cheap first optimum, and it would leave the index one full bucket. (Balancing 
 too, at 1.0, pulled a working induction-head start apart within 50 steps: a batch's queries
 share their structure, so balancing them fights the lookup.)"""
 SEPARATOR_WEIGHT = 0.5
-"""In the initial keys and queries, the token between an entry and its source counts half as
-much as the source: a query whose source matches but whose separator differs (a chain's
-middle link is written `=`, its last `= '`) still agrees at ~0.6, above entries that share
-only the separator (~0.13)."""
+"""In the initial address map, the token between an entry and its source counts half as much
+as the source: a query whose source matches but whose separator differs (a chain's middle
+link is written `=`, its last `= '`) still agrees with its entry more than with the entries
+that share only the separator."""
 GATE_FLOOR = -6.0
 """An entry whose write-gate logit is at or below this is not kept. A kept entry's score gets
 log sigmoid(gate) added, in training and decoding alike (the memory stores it), so a read
@@ -211,7 +211,7 @@ class MemoryModel(nn.Module):
         among millions of entries); keys P(e_t-1 + e_t-2), a sum that forgets order, gave
         the entry after a value the same key as the value's successor, and 2-hop questions
         stayed at chance; a key and query of all recent tokens matched a position to itself."""
-        d, taps = self.config.d_model, self.config.conv_kernel
+        d = self.config.d_model
         address = self.writer.address.weight
         with torch.no_grad():
             address[:, :d] *= SEPARATOR_WEIGHT
@@ -275,8 +275,8 @@ class MemoryModel(nn.Module):
 
         The context of a row is everything up to its first `at` position (all of it when `at`
         is None); every context token goes through the writer, and each decode position reads
-        the entries its row wrote strictly before it, and every entry the batch's other rows
-        wrote. (Its own entry would be keyed by the same recent tokens as its query: reading
+        the entries its row wrote strictly before it, and (when `at` is given) every entry the
+        batch's other rows wrote in their contexts. (Its own entry would be keyed by the same recent tokens as its query: reading
         it was a shortcut training fell into. The other rows' hashes are unrelated, so they
         are distractors, as a longer context would hold: a model trained on one short prompt
         per read let its best matches agree at ~0.7, enough among 100 entries, and its 1-hop
@@ -302,7 +302,9 @@ class MemoryModel(nn.Module):
         rows, cols = at.nonzero(as_tuple=True)
         codes = sign_code(key_logits).flatten(0, 1)
         gates = entry_bias(gate_logits).flatten()
-        other_row = torch.arange(batch, device=ids.device)[None, :, None] != rows[:, None, None]
+        # Other rows' contexts are distractors only where contexts are defined (targets given);
+        # with every position decoded, rows are independent causal sequences.
+        other_row = (torch.arange(batch, device=ids.device)[None, :, None] != rows[:, None, None]) & (not every_position)
         earlier = positions[None, None, :] < cols[:, None, None]
         visible = (written[None] & (other_row | earlier)).flatten(1)
         bias = gates[None].masked_fill(~visible, float("-inf"))
