@@ -275,13 +275,14 @@ class MemoryModel(nn.Module):
 
         The context of a row is everything up to its first `at` position (all of it when `at`
         is None); every context token goes through the writer, and each decode position reads
-        the entries its row wrote strictly before it, and (when `at` is given) every entry the
-        batch's other rows wrote in their contexts. (Its own entry would be keyed by the same recent tokens as its query: reading
-        it was a shortcut training fell into. The other rows' hashes are unrelated, so they
-        are distractors, as a longer context would hold: a model trained on one short prompt
-        per read let its best matches agree at ~0.7, enough among 100 entries, and its 1-hop
-        accuracy fell to 45% at 10K tokens.) Tokens after the context (the answer being
-        written) reach the decoder only through its window, as in decoding.
+        the entries its row wrote strictly before it and, when `at` is given, every entry the
+        batch's other rows wrote in their contexts. Its own entry would be keyed by the same
+        recent tokens as its query: reading it was a shortcut training fell into. The other
+        rows' hashes are unrelated, so they are distractors, as a longer context would hold:
+        a model trained on one short prompt per read let its best matches agree at ~0.7,
+        enough among 100 entries, and its 1-hop accuracy fell to 45% at 10K tokens. Tokens
+        after the context (the answer being written) reach the decoder only through its
+        window, as in decoding.
         """
         batch, length = ids.shape
         every_position = at is None
