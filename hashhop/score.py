@@ -2,11 +2,10 @@
 
 The rule a reader can check: a query is what the expected completion asks (never the whole
 `targets` dict, which Magic's generator fills with every chain); the model's answer to
-query H1 is the first line of its text that reads `H1 = ...`; a chain-of-thought answer is
-correct when it is exactly H2 = ... = H{h+1}, a skip answer when its last hash is H{h+1}.
-Parsing is tolerant because models are: quotes of any kind or none, `=`, `->`, `=>`, `:` or `is`,
-extra spaces, chatter, code fences, any order, the COMPLETION header or not. A query
-answered twice is graded on its first answer.
+query H1 is the chain of hashes its text first gives for H1, read by the grammar in
+hashhop/answers.py (quotes of any kind or none, `=`, `:`, `is` or arrows, markdown, chatter
+around it, any order); a chain-of-thought answer is correct when it is exactly
+H2 = ... = H{h+1}, a skip answer when its last hash is H{h+1}.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
+from hashhop.answers import find_answers
 from hashhop.dataset import read_records
 from hashhop.errors import HashHopError
 from hashhop.task import SEPARATOR
@@ -32,15 +32,13 @@ _HASH = r"[A-Za-z0-9]+"
 _PAIR_LINE = re.compile(rf"^({_HASH}) = '?({_HASH})'?$", re.MULTILINE)
 _HEADER = re.compile(r"Hops=(\d+)\s*CoT=(True|False)")
 _EXPECTED_LINE = re.compile(rf"^({_HASH}) = '([^'\n]*)'$", re.MULTILINE)
-# Between a key and its answer, or two hashes of a chain, in a model's free text.
-_ANSWER_SEP = r"[ \t'\"`*]*(?:=>|->|→|=|:|\bis\b)[ \t'\"`*]*"
 
 
 class Diagnosis(StrEnum):
     """Why an answer is wrong, judged on the first hash that is."""
 
     UNPARSEABLE = "unparseable"
-    """No answer line for the query."""
+    """No answer to the query in the text (hashhop/answers.py reads none)."""
     EARLY_STOP = "early_stop"
     """A correct prefix of the chain, too short (skip: an earlier hash of it, H1 included)."""
     OVER_HOP = "over_hop"
@@ -95,24 +93,9 @@ def parse_completion(completion: str) -> ExpectedCompletion:
     return ExpectedCompletion(int(header[1]), header[2] == "True", targets)
 
 
-def find_answers(text: str, queries: list[str]) -> dict[str, list[str]]:
-    """The hashes a model's text gives for each query it answers; other keys are ignored.
-
-    The pattern is built from the known queries, so chatter around them cannot be
-    mistaken for an answer key; the first answer to a query wins.
-    """
-    keys = "|".join(re.escape(query) for query in sorted(queries, key=len, reverse=True))
-    pattern = re.compile(
-        rf"(?<![A-Za-z0-9])({keys})(?![A-Za-z0-9]){_ANSWER_SEP}({_HASH}(?:{_ANSWER_SEP}{_HASH})*)"
-    )
-    answers: dict[str, list[str]] = {}
-    for match in pattern.finditer(text):
-        answers.setdefault(match[1], re.findall(_HASH, match[2]))
-    return answers
-
-
 class _Prompt:
-    """A prompt's pairs, parsed only when a wrong answer needs diagnosing (prompts are huge)."""
+    """A prompt's pairs, parsed only when needed (prompts are huge): to diagnose a wrong
+    answer, or to tell a hash that reads as a word from a word."""
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -124,6 +107,9 @@ class _Prompt:
     @cached_property
     def hashes(self) -> set[str]:
         return set(self.pairs) | set(self.pairs.values())
+
+    def __contains__(self, token: object) -> bool:
+        return token in self.hashes
 
     def chain(self, start: str, hops: int) -> list[str]:
         """[H1, H2, ..., H{hops+1}] from H1, shorter if the prompt breaks it off."""
@@ -183,8 +169,8 @@ def _score_query(
 def score_sample(prompt: str, expected_completion: str, model_completion: str) -> list[QueryScore]:
     """Grade every query the expected completion asks, in its order."""
     expected = parse_completion(expected_completion)
-    answers = find_answers(model_completion, list(expected.targets))
     lazy_prompt = _Prompt(prompt)
+    answers = find_answers(model_completion, expected.targets, lazy_prompt)
     return [
         _score_query(query, target, answers.get(query), expected, lazy_prompt)
         for query, target in expected.targets.items()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import string
 from itertools import pairwise
 
 import pytest
@@ -199,6 +200,30 @@ def test_parsing_tolerates(text):
     h1, h2, h3 = made.chains[0]
     score = only(score_sample(made.prompt, made.completion, text.format(h1=h1, h2=h2, h3=h3)))
     assert score.correct, score
+
+
+def test_a_hash_that_reads_as_a_word_is_still_a_hash():
+    made = make(n_chains=2, hops=2, cot=True, asked=1, alphabet=string.ascii_lowercase)
+    h1, h2, h3 = made.chains[0]
+    text = f"{h1} = '{h2} = {h3}' is my answer."
+    assert only(score_sample(made.prompt, made.completion, text)).correct
+
+
+def test_without_a_prompt_the_shape_of_a_hash_tells_it_from_words():
+    made = make(n_chains=2, hops=2, asked=1)
+    h1, *_, last = made.chains[0]
+    text = f"Query {h1}: looking it up.\n{h1} = '{last}' is my answer."
+    assert only(score_sample("", made.completion, text)).correct
+
+
+def test_right_answers_with_chatter_are_graded_without_parsing_the_prompt(monkeypatch):
+    def prompts_are_huge(prompt: str) -> dict[str, str]:
+        raise AssertionError("the prompt was parsed")
+
+    monkeypatch.setattr("hashhop.score.parse_pairs", prompts_are_huge)
+    made = make(n_chains=3, hops=2, cot=True)
+    text = "Sure! Here you go.\n\n" + answer_lines(made) + "\n\nHope this helps."
+    assert all(s.correct for s in score_sample(made.prompt, made.completion, text))
 
 
 def test_answers_may_come_in_any_order():
