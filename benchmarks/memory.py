@@ -36,6 +36,7 @@ from hashhop.fit import make_sample
 from hashhop.generation import greedy_continue
 from hashhop.memory.decode import MemoryDecoder
 from hashhop.memory.ingest import ingest
+from hashhop.memory.store import DEFAULT_PROBES
 from hashhop.permutation import derive_key
 from hashhop.render import COMPLETION_HEADER, prompt_chunks, prompt_text, query_answers
 from hashhop.score import wilson_interval
@@ -276,7 +277,7 @@ def main() -> None:
                         help=f"settings of the accuracy grid, comma separated (default: {','.join(SETTINGS)})")
     parser.add_argument("--queries", type=int, default=200, help="queries per cell up to 1M tokens")
     parser.add_argument("--queries-long", type=int, default=100, help="queries per cell beyond 1M tokens")
-    parser.add_argument("--probes", type=int, default=32, help="index buckets probed per read")
+    parser.add_argument("--probes", type=int, default=DEFAULT_PROBES, help="index buckets probed per read")
     parser.add_argument("--dense-max", type=int, default=10_000, help="largest context the dense model answers")
     parser.add_argument("--dense-queries", type=int, default=200, help="dense questions per cell at most")
     parser.add_argument("--cost-tokens", type=parse_sizes, default=[], help="lengths of the cost table")

@@ -15,7 +15,7 @@ from hashhop.fit import make_sample
 from hashhop.memory.decode import MemoryDecoder
 from hashhop.memory.ingest import ingest
 from hashhop.memory.persist import load_memory, save_memory
-from hashhop.memory.store import MemoryStore, pack_codes
+from hashhop.memory.store import MemoryStore, balanced_bit_order, pack_codes
 from hashhop.models import ModelConfig, build_model
 from hashhop.render import prompt_chunks, prompt_text
 from hashhop.tokenize import IdentifierTokenizer
@@ -34,7 +34,8 @@ def untrained(seed: int = 0, **overrides):
 def random_store(n_entries: int, seed: int = 0) -> tuple[MemoryStore, np.ndarray]:
     keys = np.random.default_rng(seed).standard_normal((n_entries, 128)).astype(np.float32)
     tokens = np.arange(n_entries, dtype=np.uint32).view(np.uint8).reshape(n_entries, 4)
-    return MemoryStore.build(pack_codes(keys), tokens, np.zeros(n_entries, np.float16)), keys
+    order = balanced_bit_order(keys >= 0)
+    return MemoryStore.build(pack_codes(keys[:, order]), tokens, np.zeros(n_entries, np.float16), order), keys
 
 
 def question(sample) -> str:
@@ -72,6 +73,15 @@ def test_index_finds_a_noisy_copy_of_a_key_among_many():
         exact_best = store.exact_search(query, 1)[0][0]
         hits += exact_best in store.search(query, 4, probes=32)[0]
     assert store.prefix_bits >= 12 and hits >= 48
+
+
+def test_the_index_prefix_takes_bits_that_split_the_entries_evenly():
+    rng = np.random.default_rng(3)
+    copies = np.repeat(rng.random((4000, 1)) < 0.5, 8, axis=1)
+    signs = np.concatenate([copies, rng.random((4000, 8)) < 0.5], axis=1)
+    order = balanced_bit_order(signs, prefix_bits=8)
+    assert sorted(order) == list(range(16))
+    assert np.sum(order[:8] < 8) <= 1  # one copy of the repeated bit at most
 
 
 def test_pieces_of_a_stream_cut_anywhere_equal_pieces_of_the_whole_text():

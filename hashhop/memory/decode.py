@@ -31,6 +31,8 @@ from hashhop.task import QUOTE
 RECALL_MATCH = 0.5
 """Agreement from which an exact nearest entry counts as a match for recall (random 256-bit
 codes agree at 0 +- 0.06; the best of millions reaches ~0.35)."""
+EMBEDDING_CACHE_SIZE = 1 << 16
+"""Token embeddings a decoder keeps (32 MB at d = 128): a few thousand decoded tokens' worth."""
 STOP = QUOTE
 """Decoding ends once the new text contains this: the quote that closes an answer."""
 
@@ -55,6 +57,7 @@ class MemoryDecoder:
         self.track_recall = track_recall
         self.lookups = self.recall_hits = 0
         """With track_recall: lookups that had a real match, and how many found it."""
+        self._embeddings: dict[str, torch.Tensor] = {}
 
     def _note_recall(self, query: np.ndarray, found: np.ndarray) -> None:
         """Counts the lookups whose exact nearest entry is a real match (agreement >=
@@ -72,11 +75,27 @@ class MemoryDecoder:
         k = self.model.config.top_k
         return store.exact_search(query, k) if exact else store.search(query, k, self.probes)
 
+    def _embed(self, texts: list[str]) -> torch.Tensor:
+        """Token texts -> their embeddings [len(texts), d], each computed once while cached.
+
+        A token's embedding depends on its text alone, and a decoded token meets the same
+        texts again and again (the window slides by one; the head scores the window's and the
+        reads' identifiers): the cache saves their features and projections. It is bounded:
+        past EMBEDDING_CACHE_SIZE texts it starts again."""
+        missing = list(dict.fromkeys(text for text in texts if text not in self._embeddings))
+        if missing:
+            if len(self._embeddings) + len(missing) > EMBEDDING_CACHE_SIZE:
+                self._embeddings.clear()
+            self._embeddings.update(zip(missing, embed_pieces(self.model, self.tokenizer, missing)[0]))
+        if not texts:
+            return torch.zeros(0, self.model.config.d_model)
+        return torch.stack([self._embeddings[text] for text in texts])
+
     @torch.no_grad()
     def step(self, window: list[str], overlay: MemoryStore) -> str:
         """The next token's text after `window` (the last tokens, oldest first)."""
         model, bits = self.model, self.model.config.code_bits
-        embedded = embed_pieces(model, self.tokenizer, window)
+        embedded = self._embed(window)[None]
         last = torch.tensor([embedded.size(1) - 1])
         x, recent_tokens = model.local_state(embedded, torch.tensor([0]), last)
         retrieved: list[str] = []
@@ -93,19 +112,18 @@ class MemoryDecoder:
             best = np.argsort(-(model.config.read_scale * agreement + bias), kind="stable")[: model.config.top_k]
             texts = [texts[i] for i in best]
             retrieved.extend(texts)
-            values = embed_pieces(model, self.tokenizer, texts) if texts else torch.zeros(1, 0, model.config.d_model)
-            return Found(torch.from_numpy(agreement[best]).float()[None], torch.from_numpy(bias[best])[None], values)
+            return Found(torch.from_numpy(agreement[best]).float()[None], torch.from_numpy(bias[best])[None],
+                         self._embed(texts)[None])
 
         hidden = model.read(x, recent_tokens, lookup)
         identifiers = self.tokenizer.encode_pieces(window + retrieved).identifiers
-        features = torch.from_numpy(self.tokenizer.features(identifiers))[None] if identifiers else None
-        candidates = model.embedding.identifiers(features) if features is not None else None
+        candidates = self._embed(identifiers)[None] if identifiers else None
         logits = model.head(hidden[:, None], model.embedding, candidates, None)[0, 0]
         return self.tokenizer.decode([int(logits.argmax())], identifiers)
 
     def _overlay(self, pieces: list[str]) -> MemoryStore:
         """The entries `pieces` write after the memory's context (small: searched exactly)."""
-        writer = StreamingWriter(self.model, self.tokenizer, self.memory.recent)
+        writer = StreamingWriter(self.model, self.tokenizer, self.memory.recent, self.memory.store.bit_order)
         writer.feed(pieces)
         return writer.finish(self.memory.model_digest).store
 

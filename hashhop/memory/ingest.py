@@ -21,11 +21,14 @@ from tqdm import tqdm
 
 from hashhop.errors import HashHopError
 from hashhop.memory.model import MemoryModel, entry_bias
-from hashhop.memory.store import MemoryStore, pack_codes, pack_tokens
+from hashhop.memory.store import MemoryStore, balanced_bit_order, pack_signs, pack_tokens
 from hashhop.tokenize import IdentifierTokenizer
 
 READ_CHARS = 1 << 20
 """Characters read at a time from a file or the generator: ~1.4 MB of working set per 1M."""
+ORDER_SAMPLE = 1 << 16
+"""Entries whose keys choose the index's bit order (the first ones written, however the
+context is chunked): 16 MB of signs held until then."""
 
 
 @dataclass
@@ -67,11 +70,18 @@ def embed_pieces(model: MemoryModel, tokenizer: IdentifierTokenizer, pieces: lis
 
 
 class StreamingWriter:
-    """Feeds pieces through the writer, chunk after chunk; `finish` builds the indexed Memory."""
+    """Feeds pieces through the writer, chunk after chunk; `finish` builds the indexed Memory.
 
-    def __init__(self, model: MemoryModel, tokenizer: IdentifierTokenizer, recent: list[str] | None = None):
+    Keys are packed in the index's bit order, chosen from the first ORDER_SAMPLE entries'
+    signs (held unpacked until then), or given (`bit_order`: a question written after a
+    memory's context is keyed in that memory's order)."""
+
+    def __init__(self, model: MemoryModel, tokenizer: IdentifierTokenizer, recent: list[str] | None = None,
+                 bit_order: np.ndarray | None = None):
         self.model, self.tokenizer = model, check_tokenizer(tokenizer)
         self.recent = list(recent or [])[-model.config.window :]
+        self.bit_order = bit_order
+        self.pending_signs: list[np.ndarray] = []
         self.codes: list[np.ndarray] = []
         self.texts: list[np.ndarray] = []
         self.biases: list[np.ndarray] = []
@@ -86,23 +96,40 @@ class StreamingWriter:
         key_logits, gate_logits = self.model.writer(embedded[0])
         bias = entry_bias(gate_logits[len(carry) :])
         kept = torch.isfinite(bias).nonzero().flatten()
-        keys = key_logits[len(carry) :][kept].numpy()
+        self._add_keys(key_logits[len(carry) :][kept].numpy() >= 0)
         self.biases.append(bias[kept].numpy().astype(np.float16))
         texts = [pieces[i] for i in kept.tolist()]
-        self.codes.append(pack_codes(keys) if len(keys) else np.zeros((0, self.model.config.code_bits // 64), np.uint64))
         self.texts.append(pack_tokens(texts, max((len(t) for t in texts), default=1)))
         self.recent = (self.recent + pieces[-self.model.config.window :])[-self.model.config.window :]
         self.n_tokens += len(pieces)
 
+    def _add_keys(self, signs: np.ndarray) -> None:
+        """Pack key signs [n, bits] in the bit order, once it is known."""
+        if self.bit_order is not None:
+            self.codes.append(pack_signs(signs[:, self.bit_order]))
+            return
+        self.pending_signs.append(signs)
+        if sum(map(len, self.pending_signs)) >= ORDER_SAMPLE:
+            self._choose_bit_order()
+
+    def _choose_bit_order(self) -> None:
+        pending = np.concatenate(self.pending_signs) if self.pending_signs else np.zeros((0, self.model.config.code_bits), bool)
+        self.bit_order = balanced_bit_order(pending[:ORDER_SAMPLE])
+        self.pending_signs = []
+        self.codes.append(pack_signs(pending[:, self.bit_order]))
+
     def finish(self, digest: str | None = None) -> Memory:
         """The entries written so far, indexed; `digest` is the model's, if already known."""
+        if self.bit_order is None:
+            self._choose_bit_order()
         width = max(block.shape[1] for block in self.texts) if self.texts else 1
         texts = [np.pad(block, ((0, 0), (0, width - block.shape[1]))) for block in self.texts]
         codes = np.concatenate(self.codes) if self.codes else np.zeros((0, self.model.config.code_bits // 64), np.uint64)
         tokens = np.concatenate(texts) if texts else np.zeros((0, 1), np.uint8)
         biases = np.concatenate(self.biases) if self.biases else np.zeros(0, np.float16)
         self.codes, self.texts, self.biases = [], [], []
-        return Memory(MemoryStore.build(codes, tokens, biases), self.recent, self.n_tokens, digest or model_digest(self.model))
+        store = MemoryStore.build(codes, tokens, biases, self.bit_order)
+        return Memory(store, self.recent, self.n_tokens, digest or model_digest(self.model))
 
 
 def file_chunks(path: Path, chars: int = READ_CHARS) -> Iterator[str]:

@@ -1,8 +1,9 @@
 """Save and load an ingested Memory: one .npz file, written atomically, with a format version.
 
-A long context is read once (ingest) and queried many times: the file holds the packed keys,
-tokens and gate scores in index order, the last window of the context, the token count, and the digest
-of the model that wrote it (decoding with another model is refused).
+A long context is read once (ingest) and queried many times: the file holds the packed keys
+(and their bit order), tokens and gate scores in index order, the last window of the context,
+the token count, and the digest of the model that wrote it (decoding with another model is
+refused).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from hashhop.memory.ingest import Memory
 from hashhop.memory.store import MemoryStore
 
 FORMAT = "hashhop-memory"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 def save_memory(memory: Memory, path: Path) -> None:
@@ -27,6 +28,7 @@ def save_memory(memory: Memory, path: Path) -> None:
             "n_tokens": memory.n_tokens, "model_digest": memory.model_digest}
     with atomic_output(Path(path)) as file:
         np.savez(file, codes=memory.store.codes, tokens=memory.store.tokens, bias=memory.store.bias,
+                 bit_order=memory.store.bit_order,
                  meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
 
 
@@ -39,7 +41,7 @@ def load_memory(path: Path) -> Memory:
                     f"{path} is not a hashhop memory of format version {FORMAT_VERSION} "
                     f"(found {meta.get('format')!r} version {meta.get('version')!r})"
                 )
-            store = MemoryStore(data["codes"], data["tokens"], data["bias"])
+            store = MemoryStore(data["codes"], data["tokens"], data["bias"], data["bit_order"])
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, json.JSONDecodeError) as error:
         raise HashHopError(f"cannot read memory {path}: {error}") from None
     return Memory(store, list(meta["recent"]), int(meta["n_tokens"]), str(meta["model_digest"]))
