@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 
@@ -80,6 +81,38 @@ def test_an_interrupted_write_keeps_the_old_file_and_leaves_no_temp(tmp_path, mo
     assert "No space left on device" in capsys.readouterr().err
     assert out.read_text() == "precious\n"
     assert [path.name for path in tmp_path.iterdir()] == ["data.jsonl"]
+
+
+# Runs `hashhop generate ARGS...` in a process that receives signal SIGNAL (argv[1]) from the
+# kernel right after the prompt's second chunk is written: mid-write, deterministically.
+SIGNALLED_MID_WRITE = """
+import os, sys
+import hashhop.dataset
+from hashhop.cli import main
+
+signal_number = int(sys.argv[1])
+real_chunks = hashhop.dataset.prompt_chunks
+
+def chunks_then_signal(sample):
+    for index, chunk in enumerate(real_chunks(sample)):
+        yield chunk
+        if index == 1:
+            os.kill(os.getpid(), signal_number)
+
+hashhop.dataset.prompt_chunks = chunks_then_signal
+sys.argv = ["hashhop", *sys.argv[2:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_termination_signal_mid_write_leaves_no_file_and_exits_128_plus_signal(tmp_path, signal_number):
+    out = tmp_path / "x.txt"
+    command = [sys.executable, "-c", SIGNALLED_MID_WRITE, str(int(signal_number)),
+               "generate", "--chars", "5000000", "--prompt-only", "-o", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert result.returncode == 128 + signal_number, result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.slow

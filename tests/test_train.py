@@ -112,6 +112,16 @@ def test_a_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_pa
     assert weights_digest(killed) == weights_digest(straight)
 
 
+def test_a_termination_signal_while_saving_leaves_no_temporary_checkpoint(tmp_path, monkeypatch):
+    def terminated(*args, **kwargs):
+        raise SystemExit(143)  # what SIGTERM raises while a checkpoint is written
+
+    monkeypatch.setattr("hashhop.checkpoint.torch.save", terminated)
+    with pytest.raises(SystemExit):
+        train(tiny_config(tmp_path, "steps=1", "checkpoint_every=1"), progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_resuming_with_another_model_is_a_clear_error(tmp_path):
     train(tiny_config(tmp_path, "steps=2", "checkpoint_every=2"), progress=False)
     with pytest.raises(HashHopError, match="another model .*d_model"):
