@@ -155,12 +155,14 @@ def train(
 ) -> None:
     """Train a small model on HashHop (fresh hashes every batch); resumes from --set out_dir's latest checkpoint."""
     try:
-        from hashhop.train import load_config
+        from hashhop.train_config import load_config
+
+        checked = load_config(config, set_ or [])  # before torch loads: a bad field fails at once
         from hashhop.train import train as run_training
     except ModuleNotFoundError as error:
         raise HashHopError(f"hashhop train needs the package {error.name!r}: pip install 'hashhop[train]'") from None
 
-    metrics = run_training(load_config(config, set_ or [])).metrics
+    metrics = run_training(checked).metrics
     typer.echo(f"final loss {metrics['loss']:.4f}, batch exact match {metrics['exact']:.1%}, {metrics['seconds']:.0f} s", err=True)
 
 

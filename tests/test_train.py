@@ -19,7 +19,8 @@ from hashhop.errors import HashHopError
 from hashhop.evaluate_model import accuracy, answers, eval_specs, exact_matches
 from hashhop.fit import make_sample
 from hashhop.generation import greedy_continue
-from hashhop.train import load_config, sample_specs, train
+from hashhop.train import sample_specs, train
+from hashhop.train_config import load_config
 from hashhop.training_data import answer_text, context_text
 
 TINY = [
@@ -133,7 +134,8 @@ def test_two_ddp_processes_on_cpu_keep_their_replicas_in_sync(tmp_path):
     script = tmp_path / "ddp_train.py"
     script.write_text(
         "import hashlib, os, sys, torch\n"
-        "from hashhop.train import load_config, train\n"
+        "from hashhop.train import train\n"
+        "from hashhop.train_config import load_config\n"
         "config = load_config(None, sys.argv[1:])\n"
         "result = train(config, progress=False)\n"
         "digest = hashlib.sha256(b''.join(t.numpy().tobytes() for t in result.model.state_dict().values())).hexdigest()\n"
