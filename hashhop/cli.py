@@ -225,16 +225,41 @@ def report(
     typer.echo(paths.table)
 
 
+USAGE_ERROR_STATUS = 2
+
+
 def main() -> None:
-    """Entry point: a user error becomes one line on stderr and exit code 2."""
+    """Entry point: a user error becomes one line on stderr and exit code 2.
+
+    Typer runs in non-standalone mode so that its usage errors (an unknown option, a missing
+    or malformed value) come here as exceptions instead of being drawn as a six-line box.
+    """
     try:
-        app()
+        status = app(standalone_mode=False)  # a status when Typer exits early: --help, Ctrl-C (130)
     except HashHopError as error:
-        print(f"hashhop: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(error))
     except OSError as error:
-        print(f"hashhop: error: {error.strerror or error}: {error.filename or ''}".rstrip(": "), file=sys.stderr)
-        sys.exit(2)
+        _fail(f"{error.strerror or error}: {error.filename or ''}".rstrip(": "))
+    except Exception as error:
+        _fail_on_usage_error(error)
+        raise
+    sys.exit(status)
+
+
+def _fail_on_usage_error(error: Exception) -> None:
+    """Exit on click's usage errors, known by their shape: Typer vendors its own click in some
+    versions, so their class depends on the installed Typer."""
+    if type(error).__name__ == "NoArgsIsHelpError":  # `hashhop` alone: the help is printed already
+        sys.exit(USAGE_ERROR_STATUS)
+    if getattr(error, "exit_code", None) == USAGE_ERROR_STATUS and hasattr(error, "format_message"):
+        context = getattr(error, "ctx", None)
+        hint = f"; see '{context.command_path} --help'" if context is not None else ""
+        _fail(error.format_message().rstrip(".") + hint)
+
+
+def _fail(message: str) -> None:
+    print(f"hashhop: error: {message}", file=sys.stderr)
+    sys.exit(USAGE_ERROR_STATUS)
 
 
 if __name__ == "__main__":

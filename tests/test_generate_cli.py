@@ -60,6 +60,27 @@ def test_bad_parameters_give_one_line_exit_2_and_no_file(tmp_path, args, message
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["generate", "--bogus"], "No such option: --bogus"),
+        (["generate", "--tokens", "100"], "Missing option '-o' / '--output'"),
+        (["generate", "--tokens", "many", "-o", "x"], "Invalid value for '--tokens'"),
+        (["generat"], "No such command 'generat'"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2_like_every_other_error(args, message):
+    result = run(*args)
+    assert result.returncode == 2
+    assert result.stderr.startswith("hashhop: error: ") and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_help_still_prints_and_exits_0():
+    result = run("generate", "--help")
+    assert result.returncode == 0 and "--output" in result.stdout
+
+
 def test_a_missing_output_directory_is_a_clear_error(tmp_path):
     result = run("generate", "--tokens", "100", "-o", str(tmp_path / "nope" / "x.jsonl"))
     assert result.returncode == 2 and "does not exist" in result.stderr
