@@ -183,11 +183,12 @@ def ingest_context(
     output: Annotated[Path, typer.Option("-o", "--output", help="Memory file to write (.npz).")],
 ) -> None:
     """Read a context of any length into a memory file, streaming: read once, ask many times."""
+    from hashhop.dataset import check_parent_dir
+
     load_checkpoint, ingest, persist, _ = _memory_modules()
     if not prompt.is_file():
         raise HashHopError(f"no context file at {prompt}")
-    if not output.parent.is_dir():
-        raise HashHopError(f"directory {output.parent} does not exist")
+    check_parent_dir(output)
     loaded = load_checkpoint(model)
     if loaded.config["model"]["arch"] != "memory":
         raise HashHopError(f"{model} is a {loaded.config['model']['arch']} model, not a memory model")

@@ -38,8 +38,7 @@ def atomic_output(path: Path) -> Iterator[IO[bytes]]:
     path = Path(path)
     if path.is_dir():
         raise HashHopError(f"{path} is a directory, not a file path")
-    if not path.parent.is_dir():
-        raise HashHopError(f"directory {path.parent} does not exist")
+    check_parent_dir(path)
     with signals_raise_exit():
         handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
@@ -51,6 +50,26 @@ def atomic_output(path: Path) -> Iterator[IO[bytes]]:
             with suppress(FileNotFoundError):  # a signal may land just after the rename
                 os.unlink(temp_name)
             raise
+
+
+def check_parent_dir(path: Path) -> None:
+    """Outputs go into directories that exist: a mistyped path is an error, not a new tree."""
+    if not Path(path).parent.is_dir():
+        raise HashHopError(f"directory {Path(path).parent} does not exist")
+
+
+def check_output_dir(path: Path) -> None:
+    """Refuse an output directory that `make_output_dir` could not make, before slow work."""
+    if Path(path).exists() and not Path(path).is_dir():
+        raise HashHopError(f"{path} is a file, not a directory")
+    check_parent_dir(path)
+
+
+def make_output_dir(path: Path) -> Path:
+    """The output directory `path`, created if needed; like a file's, its parent must exist."""
+    check_output_dir(path)
+    Path(path).mkdir(exist_ok=True)
+    return Path(path)
 
 
 def _default_file_mode() -> int:
