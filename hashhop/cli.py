@@ -116,20 +116,16 @@ def evaluate(
 ) -> None:
     """Evaluate a model over context sizes x hops x answer modes; resumable (answers are cached)."""
     from hashhop.backends import make_backend
+    from hashhop.dataset import check_output_dir
     from hashhop.harness import Grid
     from hashhop.harness import evaluate as run_grid
     from hashhop.prompting import load_template
 
+    # Every check that needs no model comes before make_backend, which may load one for minutes.
     if cot + no_cot + both > 1:
         raise HashHopError("give at most one of --cot, --no-cot, --both")
-    settings: dict[str, object] = {"model": model}
-    if backend == "openai":
-        settings |= {
-            "base_url": base_url, "endpoint": endpoint, "api_key_env": api_key_env,
-            "context_window": context_window, "concurrency": concurrency, "timeout_s": timeout,
-        }
-    elif backend == "hf":
-        settings |= {"device": device, "batch_size": batch_size}
+    if batch_size < 1:
+        raise HashHopError(f"--batch-size must be at least 1, got {batch_size}")
     grid = Grid(
         sizes=parse_int_list(tokens, "--tokens"),
         hops=parse_int_list(hops, "--hops"),
@@ -140,6 +136,15 @@ def evaluate(
         seed=seed,
     )
     chosen_template = load_template(template or ("completion" if backend == "hashhop" else "instruct"))
+    check_output_dir(out)
+    settings: dict[str, object] = {"model": model}
+    if backend == "openai":
+        settings |= {
+            "base_url": base_url, "endpoint": endpoint, "api_key_env": api_key_env,
+            "context_window": context_window, "concurrency": concurrency, "timeout_s": timeout,
+        }
+    elif backend == "hf":
+        settings |= {"device": device, "batch_size": batch_size}
     rows = run_grid(
         make_backend(backend, **settings), grid, out,
         model_label=label or Path(model).stem, template=chosen_template, batch_size=batch_size,

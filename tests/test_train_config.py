@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
+from conftest import run_cli_watching_torch
 
 pytest.importorskip("pydantic")
 
 from hashhop.errors import HashHopError
 from hashhop.train_config import load_config
-
-# `hashhop train ARGS...`, then whether torch was imported (on stdout, whatever the exit).
-TRAIN_THEN_SAY_IF_TORCH_LOADED = """
-import sys
-from hashhop.cli import main
-
-sys.argv = ["hashhop", "train", *sys.argv[1:]]
-try:
-    main()
-finally:
-    print("torch" in sys.modules)
-"""
 
 
 @pytest.mark.parametrize(
@@ -41,12 +27,10 @@ finally:
     ],
 )
 def test_a_bad_field_is_one_line_naming_it_exit_2_before_torch_loads(tmp_path, override, field):
-    command = [sys.executable, "-c", TRAIN_THEN_SAY_IF_TORCH_LOADED,
-               "--set", f"out_dir='{tmp_path / 'run'}'", "--set", override]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    result, torch_loaded = run_cli_watching_torch("train", "--set", f"out_dir='{tmp_path / 'run'}'", "--set", override)
     assert result.returncode == 2, result.stderr
     assert field in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert result.stdout.strip() == "False"
+    assert not torch_loaded
     assert list(tmp_path.iterdir()) == []
 
 
