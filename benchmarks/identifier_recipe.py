@@ -20,7 +20,8 @@ from pathlib import Path
 from hashhop.evaluate_model import eval_specs, exact_matches
 from hashhop.fit import make_sample
 from hashhop.tokenize import make_tokenizer
-from hashhop.train import load_config, train
+from hashhop.train import train
+from hashhop.train_config import load_config
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "identifier.toml"
 OUT = Path("runs/recipe")

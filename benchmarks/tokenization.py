@@ -39,7 +39,8 @@ from hashhop.evaluate_model import eval_specs, exact_matches
 from hashhop.fit import make_sample
 from hashhop.score import wilson_interval
 from hashhop.task import DEFAULT_ALPHABET
-from hashhop.train import TrainConfig, load_config, train
+from hashhop.train import train
+from hashhop.train_config import TrainConfig, load_config
 from hashhop.training_data import context_text
 
 TOKENIZERS = ("identifier", "char", "bpe")

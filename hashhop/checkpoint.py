@@ -3,7 +3,7 @@
 A run directory holds `checkpoint-STEP/` folders and a `latest` file naming the newest
 complete one. A checkpoint is written under a temporary name and renamed, and `latest`
 is replaced atomically after it, so a run killed at any moment resumes from a whole
-checkpoint.
+checkpoint; an error or termination signal mid-write removes the temporary folder.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from hashhop.dataset import atomic_output
 from hashhop.errors import HashHopError
+from hashhop.interrupts import signals_raise_exit
 from hashhop.models import LanguageModel, ModelConfig, build_model
 from hashhop.tokenize import Tokenizer, tokenizer_from_spec
 
@@ -46,12 +47,17 @@ def save_checkpoint(
     final = run_dir / f"checkpoint-{step:07d}"
     staging = run_dir / f".{final.name}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    weights = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    save_file(weights, staging / WEIGHTS_FILE)
-    config = {"model": model_config.to_dict(), "tokenizer": tokenizer.spec(), "train": train_config, "step": step}
-    (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2))
-    torch.save(trainer_state, staging / TRAINER_FILE)
+    with signals_raise_exit():
+        staging.mkdir(parents=True)
+        try:
+            weights = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+            save_file(weights, staging / WEIGHTS_FILE)
+            config = {"model": model_config.to_dict(), "tokenizer": tokenizer.spec(), "train": train_config, "step": step}
+            (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+            torch.save(trainer_state, staging / TRAINER_FILE)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     shutil.rmtree(final, ignore_errors=True)
     os.replace(staging, final)
     with atomic_output(run_dir / LATEST_FILE) as file:

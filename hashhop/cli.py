@@ -116,20 +116,16 @@ def evaluate(
 ) -> None:
     """Evaluate a model over context sizes x hops x answer modes; resumable (answers are cached)."""
     from hashhop.backends import make_backend
+    from hashhop.dataset import check_output_dir
     from hashhop.harness import Grid
     from hashhop.harness import evaluate as run_grid
     from hashhop.prompting import load_template
 
+    # Every check that needs no model comes before make_backend, which may load one for minutes.
     if cot + no_cot + both > 1:
         raise HashHopError("give at most one of --cot, --no-cot, --both")
-    settings: dict[str, object] = {"model": model}
-    if backend == "openai":
-        settings |= {
-            "base_url": base_url, "endpoint": endpoint, "api_key_env": api_key_env,
-            "context_window": context_window, "concurrency": concurrency, "timeout_s": timeout,
-        }
-    elif backend == "hf":
-        settings |= {"device": device, "batch_size": batch_size}
+    if batch_size < 1:
+        raise HashHopError(f"--batch-size must be at least 1, got {batch_size}")
     grid = Grid(
         sizes=parse_int_list(tokens, "--tokens"),
         hops=parse_int_list(hops, "--hops"),
@@ -140,6 +136,15 @@ def evaluate(
         seed=seed,
     )
     chosen_template = load_template(template or ("completion" if backend == "hashhop" else "instruct"))
+    check_output_dir(out)
+    settings: dict[str, object] = {"model": model}
+    if backend == "openai":
+        settings |= {
+            "base_url": base_url, "endpoint": endpoint, "api_key_env": api_key_env,
+            "context_window": context_window, "concurrency": concurrency, "timeout_s": timeout,
+        }
+    elif backend == "hf":
+        settings |= {"device": device, "batch_size": batch_size}
     rows = run_grid(
         make_backend(backend, **settings), grid, out,
         model_label=label or Path(model).stem, template=chosen_template, batch_size=batch_size,
@@ -155,12 +160,14 @@ def train(
 ) -> None:
     """Train a small model on HashHop (fresh hashes every batch); resumes from --set out_dir's latest checkpoint."""
     try:
-        from hashhop.train import load_config
+        from hashhop.train_config import load_config
+
+        checked = load_config(config, set_ or [])  # before torch loads: a bad field fails at once
         from hashhop.train import train as run_training
     except ModuleNotFoundError as error:
         raise HashHopError(f"hashhop train needs the package {error.name!r}: pip install 'hashhop[train]'") from None
 
-    metrics = run_training(load_config(config, set_ or [])).metrics
+    metrics = run_training(checked).metrics
     typer.echo(f"final loss {metrics['loss']:.4f}, batch exact match {metrics['exact']:.1%}, {metrics['seconds']:.0f} s", err=True)
 
 
@@ -181,11 +188,12 @@ def ingest_context(
     output: Annotated[Path, typer.Option("-o", "--output", help="Memory file to write (.npz).")],
 ) -> None:
     """Read a context of any length into a memory file, streaming: read once, ask many times."""
+    from hashhop.dataset import check_parent_dir
+
     load_checkpoint, ingest, persist, _ = _memory_modules()
     if not prompt.is_file():
         raise HashHopError(f"no context file at {prompt}")
-    if not output.parent.is_dir():
-        raise HashHopError(f"directory {output.parent} does not exist")
+    check_parent_dir(output)
     loaded = load_checkpoint(model)
     if loaded.config["model"]["arch"] != "memory":
         raise HashHopError(f"{model} is a {loaded.config['model']['arch']} model, not a memory model")
@@ -223,16 +231,41 @@ def report(
     typer.echo(paths.table)
 
 
+USAGE_ERROR_STATUS = 2
+
+
 def main() -> None:
-    """Entry point: a user error becomes one line on stderr and exit code 2."""
+    """Entry point: a user error becomes one line on stderr and exit code 2.
+
+    Typer runs in non-standalone mode so that its usage errors (an unknown option, a missing
+    or malformed value) come here as exceptions instead of being drawn as a six-line box.
+    """
     try:
-        app()
+        status = app(standalone_mode=False)  # a status when Typer exits early: --help, Ctrl-C (130)
     except HashHopError as error:
-        print(f"hashhop: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(error))
     except OSError as error:
-        print(f"hashhop: error: {error.strerror or error}: {error.filename or ''}".rstrip(": "), file=sys.stderr)
-        sys.exit(2)
+        _fail(f"{error.strerror or error}: {error.filename or ''}".rstrip(": "))
+    except Exception as error:
+        _fail_on_usage_error(error)
+        raise
+    sys.exit(status)
+
+
+def _fail_on_usage_error(error: Exception) -> None:
+    """Exit on click's usage errors, known by their shape: Typer vendors its own click in some
+    versions, so their class depends on the installed Typer."""
+    if type(error).__name__ == "NoArgsIsHelpError":  # `hashhop` alone: the help is printed already
+        sys.exit(USAGE_ERROR_STATUS)
+    if getattr(error, "exit_code", None) == USAGE_ERROR_STATUS and hasattr(error, "format_message"):
+        context = getattr(error, "ctx", None)
+        hint = f"; see '{context.command_path} --help'" if context is not None else ""
+        _fail(error.format_message().rstrip(".") + hint)
+
+
+def _fail(message: str) -> None:
+    print(f"hashhop: error: {message}", file=sys.stderr)
+    sys.exit(USAGE_ERROR_STATUS)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from hashhop.errors import HashHopError
 from hashhop.fit import make_sample
+from hashhop.interrupts import signals_raise_exit
 from hashhop.render import prompt_chunks, record_chunks
 from hashhop.task import TaskSpec
 
@@ -29,21 +30,46 @@ RECORD_FIELDS = ("prompt", "completion", "targets")
 
 @contextmanager
 def atomic_output(path: Path) -> Iterator[IO[bytes]]:
-    """A binary file that appears at `path` only if the block completes without error."""
+    """A binary file that appears at `path` only if the block completes without error.
+
+    The temporary file is removed on any error or termination signal (SIGINT, SIGTERM,
+    SIGHUP), after which the process exits with that signal's conventional status.
+    """
     path = Path(path)
     if path.is_dir():
         raise HashHopError(f"{path} is a directory, not a file path")
-    if not path.parent.is_dir():
-        raise HashHopError(f"directory {path.parent} does not exist")
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(temp_name, _default_file_mode())  # mkstemp makes it private; outputs are for sharing
-    try:
-        with os.fdopen(handle, "wb") as file:
-            yield file
-        os.replace(temp_name, path)
-    except BaseException:
-        os.unlink(temp_name)
-        raise
+    check_parent_dir(path)
+    with signals_raise_exit():
+        handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.chmod(temp_name, _default_file_mode())  # mkstemp makes it private; outputs are for sharing
+            with os.fdopen(handle, "wb") as file:
+                yield file
+            os.replace(temp_name, path)
+        except BaseException:
+            with suppress(FileNotFoundError):  # a signal may land just after the rename
+                os.unlink(temp_name)
+            raise
+
+
+def check_parent_dir(path: Path) -> None:
+    """Outputs go into directories that exist: a mistyped path is an error, not a new tree."""
+    if not Path(path).parent.is_dir():
+        raise HashHopError(f"directory {Path(path).parent} does not exist")
+
+
+def check_output_dir(path: Path) -> None:
+    """Refuse an output directory that `make_output_dir` could not make, before slow work."""
+    if Path(path).exists() and not Path(path).is_dir():
+        raise HashHopError(f"{path} is a file, not a directory")
+    check_parent_dir(path)
+
+
+def make_output_dir(path: Path) -> Path:
+    """The output directory `path`, created if needed; like a file's, its parent must exist."""
+    check_output_dir(path)
+    Path(path).mkdir(exist_ok=True)
+    return Path(path)
 
 
 def _default_file_mode() -> int:

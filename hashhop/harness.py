@@ -24,7 +24,7 @@ from tqdm import tqdm
 from hashhop import __version__
 from hashhop.backends.base import Backend, Completion
 from hashhop.cache import AnswerCache
-from hashhop.dataset import atomic_output
+from hashhop.dataset import atomic_output, make_output_dir
 from hashhop.errors import HashHopError
 from hashhop.fit import make_sample
 from hashhop.permutation import derive_key
@@ -52,6 +52,14 @@ class Grid:
     queries: int = 1
     hash_len: int = 16
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        """Check every spec now, before a backend loads a model (which can take minutes)."""
+        if not (self.sizes and self.hops and self.cot_modes):
+            raise HashHopError("a grid needs at least one size, one hop count and one answer mode")
+        if self.samples < 1:
+            raise HashHopError(f"samples must be at least 1, got {self.samples}")
+        self.specs(tokenizer=None)
 
     def specs(self, tokenizer: str | None) -> list[tuple[int, TaskSpec]]:
         """(sample index, spec) per prompt. CoT and skip share haystacks, so they pair up."""
@@ -131,13 +139,16 @@ def evaluate(
     template: str = DEFAULT_TEMPLATE,
     batch_size: int = 4,
 ) -> list[dict]:
-    """Run the grid, write DIR/run.json, DIR/cache.sqlite and DIR/results.jsonl; return the rows."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Run the grid, write DIR/run.json, DIR/cache.sqlite and DIR/results.jsonl; return the rows.
+
+    Prompts are sized (the backend's first requests) before DIR is touched, so a server that
+    cannot be reached or a prompt too long for the model leaves no run behind.
+    """
     metadata = run_metadata(backend, model_label)
+    tasks = list(_tasks(backend, grid, template))
+    out_dir = make_output_dir(out_dir)
     _write_json(out_dir / "run.json", metadata)
     settings = backend.settings()
-    tasks = list(_tasks(backend, grid, template))
     rows: list[dict] = []
     with AnswerCache(out_dir) as cache, tqdm(
         total=len(tasks), desc=f"eval {model_label}", unit="prompt"

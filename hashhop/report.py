@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hashhop.dataset import atomic_output, read_records
+from hashhop.dataset import atomic_output, make_output_dir, read_records
 from hashhop.errors import HashHopError
 from hashhop.score import Summary
 
@@ -519,16 +519,14 @@ def _write(path: Path, content: bytes) -> None:
 def write_report(run_dirs: list[Path], out_dir: Path) -> ReportPaths:
     """Report on the runs: heatmap.png, accuracy.png and report.html in `out_dir`.
 
-    `out_dir` is created if needed; each file appears whole or not at all.
+    `out_dir` is created if needed, in a directory that exists; each file appears whole or
+    not at all.
     """
     runs = load_runs(run_dirs)
     grouped = aggregate(runs)
     heatmap = _png(heatmap_figure(grouped))
     curves = _png(accuracy_figure(grouped))
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise HashHopError(f"{out_dir} is a file, not a directory for the report")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = make_output_dir(out_dir)
     paths = ReportPaths(
         out_dir / HEATMAP_FILE, out_dir / ACCURACY_FILE, out_dir / HTML_FILE, format_table(grouped)
     )

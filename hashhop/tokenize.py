@@ -310,8 +310,8 @@ _KINDS: dict[str, type] = {
 TOKENIZER_KINDS: tuple[str, ...] = tuple(_KINDS)
 
 
-def make_tokenizer(kind: str, **options: object) -> Tokenizer:
-    """The tokenizer `kind` with these options (bpe: model; identifier: feature_dim)."""
+def check_tokenizer_options(kind: str, **options: object) -> None:
+    """Refuse an unknown `kind` or option names it does not take, without building anything."""
     if kind not in _KINDS:
         raise HashHopError(
             f"unknown tokenizer {kind!r}; choose one of: {', '.join(TOKENIZER_KINDS)}"
@@ -320,6 +320,11 @@ def make_tokenizer(kind: str, **options: object) -> Tokenizer:
         inspect.signature(_KINDS[kind]).bind(**options)
     except TypeError as error:
         raise HashHopError(f"{kind} tokenizer options: {error}") from None
+
+
+def make_tokenizer(kind: str, **options: object) -> Tokenizer:
+    """The tokenizer `kind` with these options (bpe: model; identifier: feature_dim)."""
+    check_tokenizer_options(kind, **options)
     return _KINDS[kind](**options)
 
 
@@ -346,6 +351,7 @@ __all__ = [
     "Encoded",
     "IdentifierTokenizer",
     "Tokenizer",
+    "check_tokenizer_options",
     "make_tokenizer",
     "random_features",
     "tokenizer_from_spec",

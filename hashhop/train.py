@@ -5,8 +5,7 @@ so data never repeats, a resumed run sees exactly the batches it would have seen
 evaluation seeds (another derivation) never occur in training. Loss is on the answer tokens
 only. AdamW with linear warmup and cosine decay, gradient clipping; CPU by default, CUDA
 with bf16 autocast when present; several processes through `torchrun` (PyTorch DDP).
-
-    hashhop train --config configs/identifier.toml --set steps=2000 --set model.n_layers=3
+The config (hashhop/train_config.py) is checked before this module, and torch, is imported.
 """
 
 from __future__ import annotations
@@ -15,14 +14,12 @@ import json
 import math
 import os
 import time
-import tomllib
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from pydantic import BaseModel, ConfigDict, ValidationError
 from tqdm import tqdm
 
 from hashhop.checkpoint import (
@@ -38,84 +35,8 @@ from hashhop.models import ModelConfig, build_model
 from hashhop.permutation import derive_key
 from hashhop.task import TaskSpec
 from hashhop.tokenize import make_tokenizer
+from hashhop.train_config import TrainConfig
 from hashhop.training_data import TRAIN_SEEDS, batch_loss, collate, encode_example
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ModelSettings(_Strict):
-    arch: str = "transformer"
-    d_model: int = 128
-    n_layers: int = 2
-    n_heads: int = 4
-    head_dim: int = 0
-    positional: str = "none"
-    conv_kernel: int = 3
-    code_bits: int = 256
-    n_reads: int = 3
-    window: int = 24
-    top_k: int = 8
-    read_scale: float = 10.0
-    write_cost: float = 0.02
-
-
-class TaskSettings(_Strict):
-    chars: int = 1200
-    """Prompt size in characters (the same content whatever the tokenizer)."""
-    hops: list[int] = [1]
-    cot: list[bool] = [False]
-    hash_len: int = 16
-    one_hop_steps: int = 0
-    """A curriculum: the first steps ask 1-hop questions only, the lookup every chain is made
-    of. A 2-layer model fed 1- and 2-hop questions from step 0 stayed at chance (<= 12% after
-    3000 steps) where 1-hop alone reached 98% in 1000."""
-
-
-class TrainConfig(_Strict):
-    out_dir: str = "runs/train"
-    tokenizer: dict = {"kind": "identifier"}
-    model: ModelSettings = ModelSettings()
-    task: TaskSettings = TaskSettings()
-    batch_size: int = 32
-    steps: int = 1000
-    lr: float = 3e-3
-    warmup_steps: int = 50
-    min_lr_ratio: float = 0.1
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    seed: int = 0
-    checkpoint_every: int = 250
-    device: str = "auto"
-
-
-def load_config(path: Path | None, overrides: list[str]) -> TrainConfig:
-    """A config from a TOML file (or defaults), with `a.b=value` overrides (values in TOML syntax)."""
-    data: dict = {}
-    if path is not None:
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as error:
-            raise HashHopError(f"cannot read config {path}: {error}") from None
-    for override in overrides:
-        key, sep, raw = override.partition("=")
-        if not sep:
-            raise HashHopError(f"override {override!r} is not key=value")
-        try:
-            value = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw
-        *parents, leaf = key.strip().split(".")
-        node = data
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[leaf] = value
-    try:
-        return TrainConfig(**data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        raise HashHopError(f"config: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
 
 
 def sample_specs(config: TrainConfig, step: int, rank: int) -> list[TaskSpec]:
@@ -127,8 +48,7 @@ def sample_specs(config: TrainConfig, step: int, rank: int) -> list[TaskSpec]:
     for row in range(config.batch_size):
         hops, cot = settings[row % len(settings)]
         seed = derive_key(base ^ derive_key(step, rank), row)
-        specs.append(TaskSpec(size=config.task.chars, unit="chars", hops=hops, cot=cot,
-                              hash_len=config.task.hash_len, seed=seed))
+        specs.append(config.task.spec(hops, cot, seed))
     return specs
 
 

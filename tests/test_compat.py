@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import reference_generator
 from conftest import follow, parse_prompt
 
@@ -44,3 +48,16 @@ def test_the_reference_repeats_hashes_at_short_lengths_and_we_do_not():
     pairs, _ = parse_prompt(ours.prompt)
     ours_hashes = [*pairs, *pairs.values()]
     assert len(set(ours_hashes)) == len(ours_hashes)
+
+
+def test_magics_import_line_works_without_loading_torch():
+    code = (
+        "import json, sys\n"
+        "from hashhop.generate import MultiHopEval, MultiHopSample\n"
+        "sample = MultiHopEval.make_one(n_chars_problem=2000, num_queries=2, hops=2,"
+        " hash_pair_str_length=16, chain_of_thought=True)\n"
+        "assert isinstance(sample, MultiHopSample)\n"
+        "print(json.dumps({'fields': sorted(vars(sample)), 'torch': 'torch' in sys.modules}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout) == {"fields": ["completion", "prompt", "targets"], "torch": False}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 
@@ -59,6 +60,27 @@ def test_bad_parameters_give_one_line_exit_2_and_no_file(tmp_path, args, message
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["generate", "--bogus"], "No such option: --bogus"),
+        (["generate", "--tokens", "100"], "Missing option '-o' / '--output'"),
+        (["generate", "--tokens", "many", "-o", "x"], "Invalid value for '--tokens'"),
+        (["generat"], "No such command 'generat'"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2_like_every_other_error(args, message):
+    result = run(*args)
+    assert result.returncode == 2
+    assert result.stderr.startswith("hashhop: error: ") and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_help_still_prints_and_exits_0():
+    result = run("generate", "--help")
+    assert result.returncode == 0 and "--output" in result.stdout
+
+
 def test_a_missing_output_directory_is_a_clear_error(tmp_path):
     result = run("generate", "--tokens", "100", "-o", str(tmp_path / "nope" / "x.jsonl"))
     assert result.returncode == 2 and "does not exist" in result.stderr
@@ -80,6 +102,38 @@ def test_an_interrupted_write_keeps_the_old_file_and_leaves_no_temp(tmp_path, mo
     assert "No space left on device" in capsys.readouterr().err
     assert out.read_text() == "precious\n"
     assert [path.name for path in tmp_path.iterdir()] == ["data.jsonl"]
+
+
+# Runs `hashhop generate ARGS...` in a process that receives signal SIGNAL (argv[1]) from the
+# kernel right after the prompt's second chunk is written: mid-write, deterministically.
+SIGNALLED_MID_WRITE = """
+import os, sys
+import hashhop.dataset
+from hashhop.cli import main
+
+signal_number = int(sys.argv[1])
+real_chunks = hashhop.dataset.prompt_chunks
+
+def chunks_then_signal(sample):
+    for index, chunk in enumerate(real_chunks(sample)):
+        yield chunk
+        if index == 1:
+            os.kill(os.getpid(), signal_number)
+
+hashhop.dataset.prompt_chunks = chunks_then_signal
+sys.argv = ["hashhop", *sys.argv[2:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_termination_signal_mid_write_leaves_no_file_and_exits_128_plus_signal(tmp_path, signal_number):
+    out = tmp_path / "x.txt"
+    command = [sys.executable, "-c", SIGNALLED_MID_WRITE, str(int(signal_number)),
+               "generate", "--chars", "5000000", "--prompt-only", "-o", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert result.returncode == 128 + signal_number, result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.slow

@@ -109,8 +109,28 @@ def test_without_a_tokenizer_the_fallback_is_said_in_the_results(tmp_path):
 def test_a_prompt_larger_than_the_context_window_is_an_error_not_a_cut(tmp_path):
     backend = CountingBackend(context_window=300)
     with pytest.raises(HashHopError, match="context window is 300"):
-        evaluate(backend, GRID, tmp_path, model_label="double")
+        evaluate(backend, GRID, tmp_path / "run", model_label="double")
     assert backend.asked == 0
+    assert not (tmp_path / "run").exists()  # no run.json that never finishes
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"hops": (0,)}, "hops must be at least 1"),
+        ({"hops": ()}, "at least one size, one hop count"),
+        ({"samples": 0}, "samples must be at least 1"),
+        ({"hash_len": 1}, "hash length must be at least 2"),
+    ],
+)
+def test_a_bad_grid_is_refused_when_built_before_any_model_is_loaded(fields, message):
+    with pytest.raises(HashHopError, match=message):
+        Grid(**{"sizes": (200,), **fields})
+
+
+def test_the_run_directory_must_be_in_a_directory_that_exists(tmp_path):
+    with pytest.raises(HashHopError, match="does not exist"):
+        evaluate(CountingBackend(), GRID, tmp_path / "missing" / "run", model_label="double")
 
 
 class ContinuingBackend(CountingBackend):

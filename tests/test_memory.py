@@ -161,7 +161,8 @@ def test_an_untrained_model_answers_at_chance_through_the_decoding_path():
 
 
 def memory_checkpoint(tmp_path, *extra: str):
-    from hashhop.train import load_config, train
+    from hashhop.train import train
+    from hashhop.train_config import load_config
 
     settings = [f"out_dir='{tmp_path}'", "model.arch='memory'", "model.d_model=32", "model.n_layers=1",
                 "model.n_heads=2", "model.conv_kernel=3", "model.code_bits=64", "model.window=16",
@@ -202,7 +203,8 @@ def test_the_harness_backend_answers_from_a_memory_checkpoint(tmp_path):
 
 @pytest.mark.slow
 def test_the_configured_training_run_answers_held_out_skip_questions_of_every_hop_count(tmp_path):
-    from hashhop.train import load_config, train
+    from hashhop.train import train
+    from hashhop.train_config import load_config
 
     config = load_config("configs/memory.toml", [f"out_dir='{tmp_path}'"])
     model = train(config, progress=False).model.eval()

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from hashhop.errors import HashHopError
+from hashhop.model_config import ARCH_NAMES
 from hashhop.models import ARCHS, ModelConfig, build_model
 from hashhop.models.gla import MIN_LOG_DECAY, chunked, recurrent
 
@@ -156,6 +157,15 @@ def test_config_survives_a_json_round_trip():
 def test_unknown_arch_is_a_project_error():
     with pytest.raises(HashHopError, match="unknown arch"):
         build_model(ModelConfig("mamba", N_FIXED, 0))
+
+
+def test_every_arch_a_config_accepts_is_one_build_model_builds():
+    assert set(ARCHS) == set(ARCH_NAMES)
+
+
+def test_zero_layers_is_blamed_on_n_layers():
+    with pytest.raises(HashHopError, match="n_layers must be >= 1, got 0"):
+        ModelConfig("transformer", N_FIXED, 0, n_layers=0)
 
 
 def test_heads_must_divide_the_model_width():

@@ -219,6 +219,12 @@ def test_missing_run_directory_is_an_error(tmp_path):
         load_runs([tmp_path / "never-ran"])
 
 
+def test_an_out_directory_in_a_missing_directory_is_refused_like_generates_output(run_dirs, tmp_path):
+    with pytest.raises(HashHopError, match="does not exist"):
+        write_report(run_dirs, tmp_path / "missing" / "report")
+    assert not (tmp_path / "missing").exists()
+
+
 def test_missing_run_json_is_an_error(run_dirs):
     (run_dirs[0] / "run.json").unlink()
     with pytest.raises(HashHopError, match="run.json: no such file"):

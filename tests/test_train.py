@@ -19,7 +19,8 @@ from hashhop.errors import HashHopError
 from hashhop.evaluate_model import accuracy, answers, eval_specs, exact_matches
 from hashhop.fit import make_sample
 from hashhop.generation import greedy_continue
-from hashhop.train import load_config, sample_specs, train
+from hashhop.train import sample_specs, train
+from hashhop.train_config import load_config
 from hashhop.training_data import answer_text, context_text
 
 TINY = [
@@ -112,6 +113,16 @@ def test_a_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_pa
     assert weights_digest(killed) == weights_digest(straight)
 
 
+def test_a_termination_signal_while_saving_leaves_no_temporary_checkpoint(tmp_path, monkeypatch):
+    def terminated(*args, **kwargs):
+        raise SystemExit(143)  # what SIGTERM raises while a checkpoint is written
+
+    monkeypatch.setattr("hashhop.checkpoint.torch.save", terminated)
+    with pytest.raises(SystemExit):
+        train(tiny_config(tmp_path, "steps=1", "checkpoint_every=1"), progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_resuming_with_another_model_is_a_clear_error(tmp_path):
     train(tiny_config(tmp_path, "steps=2", "checkpoint_every=2"), progress=False)
     with pytest.raises(HashHopError, match="another model .*d_model"):
@@ -123,7 +134,8 @@ def test_two_ddp_processes_on_cpu_keep_their_replicas_in_sync(tmp_path):
     script = tmp_path / "ddp_train.py"
     script.write_text(
         "import hashlib, os, sys, torch\n"
-        "from hashhop.train import load_config, train\n"
+        "from hashhop.train import train\n"
+        "from hashhop.train_config import load_config\n"
         "config = load_config(None, sys.argv[1:])\n"
         "result = train(config, progress=False)\n"
         "digest = hashlib.sha256(b''.join(t.numpy().tobytes() for t in result.model.state_dict().values())).hexdigest()\n"

@@ -2,7 +2,9 @@
 
 Long runs meet rate limits, restarts and stalls, so transient failures (429, 5xx, dropped
 connections, timeouts) are retried with bounded exponential backoff and jitter; anything
-else the server refuses stops the run with its status and message. The API key is read
+else the server refuses stops the run with its status and message. A server that has never
+answered is not restarting: if it cannot be connected to, the run stops at once, naming
+the `base_url` the user gave rather than the route asked. The API key is read
 from an environment variable named in the settings, goes only into the request header,
 and is scrubbed from any server message we repeat.
 """
@@ -68,6 +70,8 @@ class OpenAIBackend:
         self._root_url = self.base_url.removesuffix("/v1")
         self._count_routes = list(TOKEN_COUNT_ROUTES)
         self._api_key = os.environ.get(api_key_env, "")
+        self._answered = False
+        """Whether the server has answered once: only then is a refused connection a restart."""
 
     def settings(self) -> dict[str, object]:
         """What decides the answers; concurrency, timeouts and the key do not."""
@@ -155,9 +159,16 @@ class OpenAIBackend:
         for attempt in range(self.max_retries + 1):
             try:
                 response = client.post(url, json=body)
+            except httpx.ConnectError as error:
+                if not self._answered:
+                    raise HashHopError(
+                        f"cannot connect to {self.base_url}: {error} (is the server running there?)"
+                    ) from None
+                failure = f"{type(error).__name__} ({error})"
             except httpx.TransportError as error:
                 failure = f"{type(error).__name__} ({error})"
             else:
+                self._answered = True
                 if not _is_transient(response.status_code):
                     return response
                 failure = f"HTTP {response.status_code}: {self._server_message(response)}"

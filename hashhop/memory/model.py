@@ -44,8 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hashhop.model_config import ModelConfig
 from hashhop.models.blocks import MLP, Block
-from hashhop.models.config import ModelConfig
 from hashhop.models.embedding import OutputHead, TokenEmbedding
 from hashhop.models.transformer import CausalSelfAttention
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hashhop.errors import HashHopError
-from hashhop.models.config import ModelConfig
+from hashhop.model_config import ModelConfig
 from hashhop.models.embedding import OutputHead, TokenEmbedding
 
 BYTES_PER_FLOAT = 4

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hashhop.model_config import ModelConfig
 from hashhop.models.blocks import BYTES_PER_FLOAT, LanguageModel
-from hashhop.models.config import ModelConfig
 
 CHUNK = 32
 GATE_RANK = 16

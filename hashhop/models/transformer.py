@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from hashhop.errors import HashHopError
+from hashhop.model_config import ModelConfig
 from hashhop.models.blocks import BYTES_PER_FLOAT, LanguageModel
-from hashhop.models.config import ModelConfig
 
 ROPE_BASE = 10000.0
 

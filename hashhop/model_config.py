@@ -1,4 +1,8 @@
-"""The model configuration: every number that shapes a model, saved as config.json with it."""
+"""The model configuration: every number that shapes a model, saved as config.json with it.
+
+Outside `hashhop/models/` because it needs no torch: `hashhop train` checks a config with it
+before torch is imported (seconds), and a checkpoint's config is read with it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ from dataclasses import asdict, dataclass, fields
 
 from hashhop.errors import HashHopError
 
+ARCH_NAMES = ("transformer", "gla", "memory")
+"""The architectures `hashhop.models.build_model` builds."""
 POSITIONALS = ("rope", "none")
 
 
@@ -48,16 +54,20 @@ class ModelConfig:
             raise HashHopError(
                 f"need n_fixed >= 1 and feature_dim >= 0, got {self.n_fixed}, {self.feature_dim}"
             )
-        if self.d_model < 1 or self.n_layers < 1 or self.n_heads < 1 or self.d_model % self.n_heads:
-            raise HashHopError(
-                f"d_model ({self.d_model}) must be a positive multiple of n_heads ({self.n_heads})"
-            )
-        if self.head_dim < 0:
-            raise HashHopError(f"head_dim must be >= 0, got {self.head_dim}")
-        if self.positional not in POSITIONALS:
-            raise HashHopError(f"positional must be one of {POSITIONALS}, got {self.positional!r}")
-        if self.conv_kernel < 0 or self.max_len < 0:
-            raise HashHopError("conv_kernel and max_len must be >= 0")
+        checks = [
+            (self.arch in ARCH_NAMES, f"unknown arch {self.arch!r}; choose one of {list(ARCH_NAMES)}"),
+            (self.n_layers >= 1, f"n_layers must be >= 1, got {self.n_layers}"),
+            (self.n_heads >= 1, f"n_heads must be >= 1, got {self.n_heads}"),
+            (self.n_heads < 1 or (self.d_model >= 1 and self.d_model % self.n_heads == 0),
+             f"d_model ({self.d_model}) must be a positive multiple of n_heads ({self.n_heads})"),
+            (self.head_dim >= 0, f"head_dim must be >= 0, got {self.head_dim}"),
+            (self.positional in POSITIONALS, f"positional must be one of {POSITIONALS}, got {self.positional!r}"),
+            (self.conv_kernel >= 0, f"conv_kernel must be >= 0, got {self.conv_kernel}"),
+            (self.max_len >= 0, f"max_len must be >= 0, got {self.max_len}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise HashHopError(message)
         if self.arch == "memory":
             self._check_memory()
 

@@ -1,0 +1,133 @@
+"""`hashhop train`'s configuration: typed fields, a TOML file, `a.b=value` overrides, all checked.
+
+Needs no torch: the whole config is checked, every error naming its field, before `hashhop
+train` imports torch (seconds), so a typo costs no wait and no half-started run.
+
+    hashhop train --config configs/identifier.toml --set steps=2000 --set model.n_layers=3
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hashhop.errors import HashHopError
+from hashhop.fit import make_sample
+from hashhop.model_config import ModelConfig
+from hashhop.task import TaskSpec
+from hashhop.tokenize import check_tokenizer_options
+
+DEVICE_PATTERN = r"^(auto|cpu|cuda(:\d+)?)$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSettings(_Strict):
+    """The model's shape; checked by ModelConfig, which the tokenizer completes."""
+
+    arch: str = "transformer"
+    d_model: int = 128
+    n_layers: int = 2
+    n_heads: int = 4
+    head_dim: int = 0
+    positional: str = "none"
+    conv_kernel: int = 3
+    code_bits: int = 256
+    n_reads: int = 3
+    window: int = 24
+    top_k: int = 8
+    read_scale: float = 10.0
+    write_cost: float = 0.02
+
+
+class TaskSettings(_Strict):
+    chars: int = 1200
+    """Prompt size in characters (the same content whatever the tokenizer)."""
+    hops: list[int] = Field([1], min_length=1)
+    cot: list[bool] = Field([False], min_length=1)
+    hash_len: int = 16
+    one_hop_steps: int = Field(0, ge=0)
+    """A curriculum: the first steps ask 1-hop questions only, the lookup every chain is made
+    of. A 2-layer model fed 1- and 2-hop questions from step 0 stayed at chance (<= 12% after
+    3000 steps) where 1-hop alone reached 98% in 1000."""
+
+    def spec(self, hops: int, cot: bool, seed: int) -> TaskSpec:
+        """The spec of one training sample."""
+        return TaskSpec(size=self.chars, unit="chars", hops=hops, cot=cot, hash_len=self.hash_len, seed=seed)
+
+
+class TrainConfig(_Strict):
+    out_dir: str = "runs/train"
+    tokenizer: dict = {"kind": "identifier"}
+    model: ModelSettings = ModelSettings()
+    task: TaskSettings = TaskSettings()
+    batch_size: int = Field(32, ge=1)
+    steps: int = Field(1000, ge=1)
+    lr: float = Field(3e-3, gt=0)
+    warmup_steps: int = Field(50, ge=0)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    weight_decay: float = Field(0.01, ge=0)
+    grad_clip: float = Field(1.0, gt=0)
+    seed: int = Field(0, ge=0, lt=2**64)
+    checkpoint_every: int = Field(250, ge=1)
+    device: str = Field("auto", pattern=DEVICE_PATTERN)
+
+
+def load_config(path: Path | None, overrides: list[str]) -> TrainConfig:
+    """A checked config from a TOML file (or defaults), with `a.b=value` overrides (values in TOML syntax)."""
+    data: dict = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise HashHopError(f"cannot read config {path}: {error}") from None
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep:
+            raise HashHopError(f"override {override!r} is not key=value")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        *parents, leaf = key.strip().split(".")
+        node = data
+        for parent in parents:
+            node = node.setdefault(parent, {})
+            if not isinstance(node, dict):
+                raise HashHopError(f"override {override!r}: {parent} is a value, not a table of fields")
+        node[leaf] = value
+    try:
+        config = TrainConfig(**data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise HashHopError(f"config: {'.'.join(map(str, first['loc']))}: {first['msg']} (got {first['input']!r})") from None
+    _check_parts(config)
+    return config
+
+
+def _check_parts(config: TrainConfig) -> None:
+    """What field types cannot say: a known tokenizer, a buildable model, samples that fit."""
+    options = dict(config.tokenizer)
+    with _blaming("tokenizer"):
+        check_tokenizer_options(options.pop("kind", None), **options)
+    with _blaming("model"):
+        ModelConfig(n_fixed=1, feature_dim=0, **config.model.model_dump())  # the tokenizer sets these two
+    with _blaming("task"):
+        for hops in config.task.hops:
+            for cot in config.task.cot:
+                make_sample(config.task.spec(hops, cot, seed=0))
+
+
+@contextmanager
+def _blaming(field: str) -> Iterator[None]:
+    """A HashHopError raised in the block names the config field it is about."""
+    try:
+        yield
+    except HashHopError as error:
+        raise HashHopError(f"config: {field}: {error}") from None
