@@ -47,7 +47,7 @@ class ModelConfig:
     """memory only: agreement (in [-1, 1]) times this is a read's softmax logit. Fixed, not
     learnt, so training keeps pressing query and key codes to agree on every bit."""
     write_cost: float = 0.02
-    """memory only: loss per written entry (mean write gate), so the writer keeps few entries."""
+    """memory only: loss per written entry (times its `write_price`), so the writer keeps few."""
 
     def __post_init__(self) -> None:
         if self.n_fixed < 1 or self.feature_dim < 0:

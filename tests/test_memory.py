@@ -14,6 +14,7 @@ from hashhop.evaluate_model import eval_specs
 from hashhop.fit import make_sample
 from hashhop.memory.decode import MemoryDecoder
 from hashhop.memory.ingest import ingest
+from hashhop.memory.model import GATE_FLOOR
 from hashhop.memory.persist import load_memory, save_memory
 from hashhop.memory.store import MemoryStore, balanced_bit_order, pack_codes
 from hashhop.models import ModelConfig, build_model
@@ -116,7 +117,7 @@ def test_decoding_reads_what_training_reads():
 
     model = untrained(top_k=100_000)
     with torch.no_grad():
-        model.writer.gate.bias.fill_(-6.0)
+        model.writer.gate.bias.fill_(GATE_FLOOR)
         model.writer.gate.weight.mul_(20)
     sample = make_sample(eval_specs(1500, 2, False, 1, 11)[0])
     captured = []
