@@ -22,7 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from hashhop import __version__
-from hashhop.backends.base import Backend, Completion
+from hashhop.backends.base import Backend, Completion, model_identity
 from hashhop.cache import AnswerCache
 from hashhop.dataset import atomic_output, make_output_dir
 from hashhop.errors import HashHopError
@@ -113,22 +113,38 @@ def _tasks(backend: Backend, grid: Grid, template: str) -> Iterator[Task]:
 
 
 def run_metadata(backend: Backend, model_label: str) -> dict[str, object]:
-    """What makes a run reproducible and findable: versions, commit, command, machine."""
+    """What makes a run reproducible and findable: versions, commit, command, machine.
+
+    Nothing in it is a path of this machine, so runs from several machines merge.
+    """
+    settings = backend.settings()
     return {
         "package_version": __version__,
         "git_commit": _git_commit(),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": portable_command(sys.argv),
         "machine": {
             "platform": platform.platform(),
             "python": platform.python_version(),
             "processor": platform.processor() or platform.machine(),
             "cpus": os.cpu_count(),
         },
-        "backend": backend.settings(),
+        "backend": settings,
         "model_label": model_label,
+        "model_digest": model_identity(settings),
         "started": _now(),
         "finished": None,
     }
+
+
+def portable_command(argv: list[str]) -> str:
+    """The command line with every absolute path cut to its last part: `/home/me/run` -> `run`."""
+
+    def portable(argument: str) -> str:
+        option, equals, value = argument.rpartition("=") if argument.startswith("-") else ("", "", argument)
+        path = Path(value).expanduser()
+        return option + equals + (path.name if path.is_absolute() else value)
+
+    return " ".join(portable(argument) for argument in [Path(argv[0]).name, *argv[1:]])
 
 
 def evaluate(
@@ -193,6 +209,7 @@ def _result_row(task: Task, completion: Completion, score: QueryScore, settings:
         "sample_index": task.index,
         "backend": settings,
         "model_label": model_label,
+        "model_digest": model_identity(settings),
         "sizing": task.sizing,
         "query": score.query,
         "target": score.target,

@@ -35,7 +35,7 @@ def correct_count(model: str, size: int, hops: int, cot: bool) -> int:
     return QUERIES_PER_CELL if cot and hops == 1 else SIZES.index(size) + hops - 1
 
 
-def write_run(directory: Path, model: str, unit: str = "tokens") -> Path:
+def write_run(directory: Path, model: str, unit: str = "tokens", digest: str | None = None) -> Path:
     """A run directory as the harness writes it: every cell with its known correct count.
 
     Wrong CoT answers get half hop credit, wrong skip answers none.
@@ -52,6 +52,7 @@ def write_run(directory: Path, model: str, unit: str = "tokens") -> Path:
                     record = {
                         "spec": spec,
                         "model_label": model,
+                        **({"model_digest": digest} if digest else {}),
                         "correct": correct,
                         "hop_credit": 1.0 if correct else (0.5 if cot else 0.0),
                     }
@@ -127,6 +128,17 @@ def test_runs_of_one_model_label_are_pooled(tmp_path):
     runs = load_runs([write_run(tmp_path / "one", "alpha"), write_run(tmp_path / "two", "alpha")])
     summary = aggregate(runs).summaries[Setting("alpha", 2000, 2, True)]
     assert (summary.n, summary.correct) == (16, 10)
+
+
+def test_runs_of_one_label_and_digest_pool_and_different_digests_stay_apart(tmp_path):
+    runs = load_runs([
+        write_run(tmp_path / "one", "alpha", digest="sha256:" + "a" * 64),
+        write_run(tmp_path / "two", "alpha", digest="sha256:" + "a" * 64),
+        write_run(tmp_path / "three", "alpha", digest="sha256:" + "b" * 64),
+    ])
+    grouped = aggregate(runs)
+    assert grouped.models == ("alpha [aaaaaaaaaaaa]", "alpha [bbbbbbbbbbbb]")
+    assert grouped.summaries[Setting("alpha [aaaaaaaaaaaa]", 2000, 2, True)].n == 16
 
 
 def test_table_shows_each_setting_with_accuracy_interval_and_credit(run_dirs):
