@@ -179,3 +179,12 @@ def test_results_from_two_machines_merge_and_name_no_path_of_either(tmp_path, mo
         content = file.read_bytes()
         for machine_path in (str(tmp_path), str(Path.home())):
             assert machine_path.encode() not in content, f"{file.name} names {machine_path}"
+
+
+def test_a_grid_sized_in_chars_asks_every_model_the_same_prompts_and_stamps_its_suite(tmp_path):
+    grid = Grid(sizes=(600,), unit="chars", hops=(1,), samples=2, suite="test-suite")
+    with_tokenizer = evaluate(CountingBackend(), grid, tmp_path / "a", model_label="a")
+    without = evaluate(CountingBackend(tokenizer=False), grid, tmp_path / "b", model_label="b")
+    assert [row["spec"] for row in with_tokenizer] == [row["spec"] for row in without]
+    assert [row["target"] for row in with_tokenizer] == [row["target"] for row in without]
+    assert {row["suite"] for row in with_tokenizer} == {"test-suite"}
