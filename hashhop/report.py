@@ -82,6 +82,8 @@ class Outcome:
     """The model's label."""
     digest: str | None
     """The model's content digest (or API model name); None in rows written before digests."""
+    suite: str | None
+    """The standard suite the query belongs to (see `hashhop.suite`), or None."""
     size: int
     unit: str
     hops: int
@@ -119,6 +121,8 @@ class Aggregate:
     """In the order their runs were given."""
     summaries: dict[Setting, Summary]
     """Sorted by model (as given), size, hops, skip before CoT."""
+    headlines: dict[tuple[str, str], Summary]
+    """(model, suite) -> accuracy over every query of that standard suite: its one figure."""
 
     @property
     def sizes(self) -> list[int]:
@@ -167,6 +171,7 @@ def _outcome(record: dict[str, Any], where: str) -> Outcome:
     return Outcome(
         model=_field(record, "model_label", str, where),
         digest=None if digest is None else _field(record, "model_digest", str, where),
+        suite=None if record.get("suite") is None else _field(record, "suite", str, where),
         size=size,
         unit=_field(spec, "unit", str, spec_where),
         hops=_field(spec, "hops", int, spec_where),
@@ -243,7 +248,16 @@ def aggregate(runs: list[Run]) -> Aggregate:
         name = names[outcome.model, outcome.digest]
         groups[Setting(name, outcome.size, outcome.hops, outcome.cot)].append(outcome)
     order = sorted(groups, key=lambda s: (models.index(s.model), s.size, s.hops, s.cot))
-    return Aggregate(units[0], models, {setting: Summary.of(groups[setting]) for setting in order})
+    suites: dict[tuple[str, str], list[Outcome]] = defaultdict(list)
+    for outcome in outcomes:
+        if outcome.suite is not None:
+            suites[names[outcome.model, outcome.digest], outcome.suite].append(outcome)
+    return Aggregate(
+        units[0],
+        models,
+        {setting: Summary.of(groups[setting]) for setting in order},
+        {key: Summary.of(queries) for key, queries in suites.items()},
+    )
 
 
 def size_label(size: int) -> str:
@@ -291,17 +305,39 @@ def _table(grouped: Aggregate) -> list[list[str]]:
     return [header, *rows]
 
 
-def format_table(grouped: Aggregate) -> str:
-    """The accuracy table for a terminal: one row per model, size, hops and mode."""
-    table = _table(grouped)
+_HEADLINE_RIGHT_ALIGNED = {2, 3}
+"""Columns of numbers in the headline table (n, accuracy)."""
+
+
+def _headline_table(grouped: Aggregate) -> list[list[str]]:
+    """Header and rows of the suite headlines: one accuracy per model and suite."""
+    header = ["model", "suite", "n", "accuracy", "95% CI"]
+    rows = [
+        [model, suite, str(summary.n), _percent(summary.accuracy),
+         f"[{_percent(summary.low)}, {_percent(summary.high)}]"]
+        for (model, suite), summary in grouped.headlines.items()
+    ]
+    return [header, *rows]
+
+
+def _aligned(table: list[list[str]], right_aligned: set[int]) -> str:
     widths = [max(len(row[column]) for row in table) for column in range(len(table[0]))]
     return "\n".join(
         "  ".join(
-            cell.rjust(width) if column in _RIGHT_ALIGNED else cell.ljust(width)
+            cell.rjust(width) if column in right_aligned else cell.ljust(width)
             for column, (cell, width) in enumerate(zip(row, widths))
         ).rstrip()
         for row in table
     )
+
+
+def format_table(grouped: Aggregate) -> str:
+    """The accuracy table for a terminal: one row per model, size, hops and mode, after the
+    suite headlines where the runs are of a standard suite."""
+    grid = _aligned(_table(grouped), _RIGHT_ALIGNED)
+    if not grouped.headlines:
+        return grid
+    return _aligned(_headline_table(grouped), _HEADLINE_RIGHT_ALIGNED) + "\n\n" + grid
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -509,6 +545,18 @@ _PAGE_STYLE = (
 )
 
 
+def _html_headlines(grouped: Aggregate) -> list[str]:
+    """The suite headline section, or nothing when no run is of a standard suite."""
+    if not grouped.headlines:
+        return []
+    header, *rows = _headline_table(grouped)
+    return [
+        "<h2>Standard suite</h2>",
+        "<p>One figure per model: accuracy over every query of the suite.</p>",
+        _html_table(rows, header, _HEADLINE_RIGHT_ALIGNED),
+    ]
+
+
 def _html_page(runs: list[Run], grouped: Aggregate, heatmap: bytes, curves: bytes) -> str:
     """The report as one HTML file: table, both figures inline, then every run's metadata."""
     header, *rows = _table(grouped)
@@ -520,6 +568,7 @@ def _html_page(runs: list[Run], grouped: Aggregate, heatmap: bytes, curves: byte
             "Accuracy is exact match on the asked query, with a 95% Wilson interval; hop credit "
             "is the mean fraction of hops answered right.</p>"
         ),
+        *_html_headlines(grouped),
         "<h2>Accuracy</h2>",
         _html_table(rows, header, _RIGHT_ALIGNED),
         _image(heatmap, "accuracy heatmap: context length by hops"),
