@@ -89,20 +89,24 @@ def parse_int_list(text: str, option: str) -> tuple[int, ...]:
         raise HashHopError(f"{option} takes a list like 500,2000 or a doubling range like 1000..16000, not {text!r}") from None
 
 
+DEFAULT_EVAL_TOKENS = (500, 2000)
+
+
 @app.command(name="eval")
 def evaluate(
     backend: Annotated[str, typer.Option(help="openai (any OpenAI-compatible server), hf (local transformers), hashhop (our checkpoints).")],
     model: Annotated[str, typer.Option(help="Model name (openai), or a directory or .gguf file (hf, hashhop).")],
     out: Annotated[Path, typer.Option(help="Run directory: results.jsonl, run.json, cache.sqlite.")],
-    tokens: Annotated[str, typer.Option(help="Sizes of the hash list in the model's tokens: 500,2000 or 1000..16000 (doubling).")] = "500,2000",
-    hops: Annotated[str, typer.Option(help="Hop counts, e.g. 1,2,3.")] = "1,2",
+    suite: Annotated[str | None, typer.Option(help="A standard, versioned grid (v1: see the README); replaces --tokens, --hops, --cot and --samples.")] = None,
+    tokens: Annotated[str | None, typer.Option(help="Sizes of the hash list in the model's tokens: 500,2000 or 1000..16000 (doubling). [default: 500,2000]")] = None,
+    hops: Annotated[str | None, typer.Option(help="Hop counts, e.g. 1,2,3. [default: 1,2]")] = None,
     cot: Annotated[bool, typer.Option("--cot", help="Chain-of-thought answers only.")] = False,
     no_cot: Annotated[bool, typer.Option("--no-cot", help="Skip answers only (the default).")] = False,
     both: Annotated[bool, typer.Option("--both", help="Both chain-of-thought and skip (same haystacks).")] = False,
-    samples: Annotated[int, typer.Option(help="Prompts per grid cell.")] = 4,
-    queries: Annotated[int, typer.Option(help="Queries asked per prompt.")] = 1,
-    hash_len: Annotated[int, typer.Option(help="Characters per hash.")] = 16,
-    seed: Annotated[int, typer.Option(help="Grid seed; every prompt's own seed is in results.jsonl.")] = 0,
+    samples: Annotated[int | None, typer.Option(help="Prompts per grid cell. [default: 4]")] = None,
+    queries: Annotated[int | None, typer.Option(help="Queries asked per prompt. [default: 1]")] = None,
+    hash_len: Annotated[int | None, typer.Option(help="Characters per hash. [default: 16]")] = None,
+    seed: Annotated[int | None, typer.Option(help="Grid seed; every prompt's own seed is in results.jsonl. [default: 0]")] = None,
     template: Annotated[str | None, typer.Option(help="instruct (default; completion for hashhop checkpoints), completion, or a template file (fields: {pairs} {task} {hops} {queries} {first_query} {answer_form}).")] = None,
     label: Annotated[str | None, typer.Option(help="Model name in reports (default: from --model).")] = None,
     batch_size: Annotated[int, typer.Option(help="Prompts sent to the backend at once.")] = 4,
@@ -120,21 +124,30 @@ def evaluate(
     from hashhop.harness import Grid
     from hashhop.harness import evaluate as run_grid
     from hashhop.prompting import load_template
+    from hashhop.suite import suite_grid
 
     # Every check that needs no model comes before make_backend, which may load one for minutes.
     if cot + no_cot + both > 1:
         raise HashHopError("give at most one of --cot, --no-cot, --both")
     if batch_size < 1:
         raise HashHopError(f"--batch-size must be at least 1, got {batch_size}")
-    grid = Grid(
-        sizes=parse_int_list(tokens, "--tokens"),
-        hops=parse_int_list(hops, "--hops"),
-        cot_modes=(False, True) if both else (True,) if cot else (False,),
-        samples=samples,
-        queries=queries,
-        hash_len=hash_len,
-        seed=seed,
-    )
+    modes = (False, True) if both else (True,) if cot else (False,) if no_cot else None
+    grid_options = {  # option -> (Grid field, its value, or None where not given)
+        "--tokens": ("sizes", None if tokens is None else parse_int_list(tokens, "--tokens")),
+        "--hops": ("hops", None if hops is None else parse_int_list(hops, "--hops")),
+        "--cot/--no-cot/--both": ("cot_modes", modes),
+        "--samples": ("samples", samples),
+        "--queries": ("queries", queries),
+        "--hash-len": ("hash_len", hash_len),
+        "--seed": ("seed", seed),
+    }
+    given = {option: field_value for option, field_value in grid_options.items() if field_value[1] is not None}
+    if suite is not None:
+        if given:
+            raise HashHopError(f"--suite {suite} fixes the grid, so it cannot be combined with {', '.join(given)}")
+        grid = suite_grid(suite)
+    else:
+        grid = Grid(**{"sizes": DEFAULT_EVAL_TOKENS, **dict(given.values())})
     chosen_template = load_template(template or ("completion" if backend == "hashhop" else "instruct"))
     check_output_dir(out)
     settings: dict[str, object] = {"model": model}

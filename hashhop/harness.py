@@ -22,7 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from hashhop import __version__
-from hashhop.backends.base import Backend, Completion
+from hashhop.backends.base import Backend, Completion, model_identity
 from hashhop.cache import AnswerCache
 from hashhop.dataset import atomic_output, make_output_dir
 from hashhop.errors import HashHopError
@@ -31,7 +31,7 @@ from hashhop.permutation import derive_key
 from hashhop.prompting import DEFAULT_TEMPLATE, instruction_prompt, reply_to_score
 from hashhop.render import completion_text
 from hashhop.score import QueryScore, score_sample
-from hashhop.task import TaskSpec
+from hashhop.task import TaskSpec, Unit
 
 ANSWER_TOKEN_FACTOR = 2
 """A model may write up to this many times the tokens of the expected answer lines..."""
@@ -45,13 +45,18 @@ class Grid:
     """What to evaluate: every size x hops x mode, `samples` prompts each."""
 
     sizes: tuple[int, ...]
-    """Size of the hash list in the model's tokens (the instructions add their own)."""
+    """Size of the hash list in `unit` (the instructions add their own)."""
+    unit: Unit = "tokens"
+    """tokens: sized to the model's own tokenizer (RULER's rule); chars: the same prompts for
+    every model, as a standard suite needs."""
     hops: tuple[int, ...] = (1, 2)
     cot_modes: tuple[bool, ...] = (False,)
     samples: int = 4
     queries: int = 1
     hash_len: int = 16
     seed: int = 0
+    suite: str | None = None
+    """The standard suite this grid is (see `hashhop.suite`), written into every result row."""
 
     def __post_init__(self) -> None:
         """Check every spec now, before a backend loads a model (which can take minutes)."""
@@ -65,8 +70,9 @@ class Grid:
         """(sample index, spec) per prompt. CoT and skip share haystacks, so they pair up."""
         return [
             (index, TaskSpec(
-                size=size, unit="tokens", chars_per_token=FALLBACK_CHARS_PER_TOKEN, hops=hops,
-                hash_len=self.hash_len, queries=self.queries, cot=cot, tokenizer=tokenizer,
+                size=size, unit=self.unit, chars_per_token=FALLBACK_CHARS_PER_TOKEN, hops=hops,
+                hash_len=self.hash_len, queries=self.queries, cot=cot,
+                tokenizer=tokenizer if self.unit == "tokens" else None,
                 seed=derive_key(self.seed ^ derive_key(size, hops), index),
             ))
             for size in self.sizes
@@ -94,7 +100,10 @@ def _tasks(backend: Backend, grid: Grid, template: str) -> Iterator[Task]:
     probe = backend.count_tokens("probe")
     counter = backend.count_tokens if probe is not None else None
     tokenizer = backend.settings().get("model") if counter else None
-    sizing = "model tokenizer" if counter else f"chars-per-token fallback ({FALLBACK_CHARS_PER_TOKEN})"
+    if grid.unit == "chars":
+        sizing = "chars (the same prompts for every model)"
+    else:
+        sizing = "model tokenizer" if counter else f"chars-per-token fallback ({FALLBACK_CHARS_PER_TOKEN})"
     for index, spec in grid.specs(str(tokenizer) if tokenizer else None):
         sample = make_sample(spec, counter)
         prompt = instruction_prompt(sample, template)
@@ -113,22 +122,38 @@ def _tasks(backend: Backend, grid: Grid, template: str) -> Iterator[Task]:
 
 
 def run_metadata(backend: Backend, model_label: str) -> dict[str, object]:
-    """What makes a run reproducible and findable: versions, commit, command, machine."""
+    """What makes a run reproducible and findable: versions, commit, command, machine.
+
+    Nothing in it is a path of this machine, so runs from several machines merge.
+    """
+    settings = backend.settings()
     return {
         "package_version": __version__,
         "git_commit": _git_commit(),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": portable_command(sys.argv),
         "machine": {
             "platform": platform.platform(),
             "python": platform.python_version(),
             "processor": platform.processor() or platform.machine(),
             "cpus": os.cpu_count(),
         },
-        "backend": backend.settings(),
+        "backend": settings,
         "model_label": model_label,
+        "model_digest": model_identity(settings),
         "started": _now(),
         "finished": None,
     }
+
+
+def portable_command(argv: list[str]) -> str:
+    """The command line with every absolute path cut to its last part: `/home/me/run` -> `run`."""
+
+    def portable(argument: str) -> str:
+        option, equals, value = argument.rpartition("=") if argument.startswith("-") else ("", "", argument)
+        path = Path(value).expanduser()
+        return option + equals + (path.name if path.is_absolute() else value)
+
+    return " ".join(portable(argument) for argument in [Path(argv[0]).name, *argv[1:]])
 
 
 def evaluate(
@@ -157,7 +182,7 @@ def evaluate(
             batch = tasks[start : start + batch_size]
             for task, completion in zip(batch, _answers(backend, cache, settings, batch)):
                 scores = score_sample(task.prompt, task.expected, reply_to_score(task.prompt, completion.text))
-                rows += [_result_row(task, completion, score, settings, model_label) for score in scores]
+                rows += [_result_row(task, completion, score, settings, model_label, grid.suite) for score in scores]
             progress.update(len(batch))
             correct = sum(row["correct"] for row in rows)
             progress.set_postfix(accuracy=f"{correct / len(rows):.1%}")
@@ -187,12 +212,16 @@ def _answers(backend: Backend, cache: AnswerCache, settings: dict, batch: list[T
     return answers
 
 
-def _result_row(task: Task, completion: Completion, score: QueryScore, settings: dict, model_label: str) -> dict:
+def _result_row(
+    task: Task, completion: Completion, score: QueryScore, settings: dict, model_label: str, suite: str | None
+) -> dict:
     return {
         "spec": task.spec.to_dict(),
         "sample_index": task.index,
         "backend": settings,
         "model_label": model_label,
+        "model_digest": model_identity(settings),
+        "suite": suite,
         "sizing": task.sizing,
         "query": score.query,
         "target": score.target,

@@ -3,7 +3,9 @@
 Reads the run directories the harness writes (`results.jsonl`, `run.json`), groups graded
 queries by model x context size x hops x mode (CoT or skip), and gives every group its
 accuracy with a 95% Wilson interval and its mean hop credit. Several runs share one report,
-so models sit side by side. Loading and tables need only the core install; the figures need
+so models sit side by side. A model is its label and content digest, never a path: runs of
+one label and digest pool, from whichever machines they came; results written before rows
+carried a digest pool by label alone. Loading and tables need only the core install; the figures need
 the `report` extra (matplotlib), drawn with Agg so no display and no global pyplot state.
 """
 
@@ -24,6 +26,7 @@ import numpy as np
 
 from hashhop.dataset import atomic_output, make_output_dir, read_records
 from hashhop.errors import HashHopError
+from hashhop.model_digest import DIGEST_PREFIX
 from hashhop.score import Summary
 
 if TYPE_CHECKING:
@@ -59,6 +62,8 @@ ACCURACY_AXIS_LIMITS = (-0.04, 1.04)
 CURVE_MARGIN = 1.6
 """The log x axis reaches this factor beyond the smallest and largest size."""
 SIZE_SUFFIXES = ((10**9, "B"), (10**6, "M"), (10**3, "K"))
+SHORT_DIGEST_CHARS = 12
+"""Enough of a digest to tell apart two models that share a label."""
 
 SECRET_NAME = re.compile(
     r"key|secret|passw|credential|auth|(^|_)token($|_)|(^|_)env", re.IGNORECASE
@@ -74,6 +79,11 @@ class Outcome:
     """What the report needs of one graded query."""
 
     model: str
+    """The model's label."""
+    digest: str | None
+    """The model's content digest (or API model name); None in rows written before digests."""
+    suite: str | None
+    """The standard suite the query belongs to (see `hashhop.suite`), or None."""
     size: int
     unit: str
     hops: int
@@ -111,6 +121,8 @@ class Aggregate:
     """In the order their runs were given."""
     summaries: dict[Setting, Summary]
     """Sorted by model (as given), size, hops, skip before CoT."""
+    headlines: dict[tuple[str, str], Summary]
+    """(model, suite) -> accuracy over every query of that standard suite: its one figure."""
 
     @property
     def sizes(self) -> list[int]:
@@ -155,8 +167,11 @@ def _outcome(record: dict[str, Any], where: str) -> Outcome:
     size = _field(spec, "size", int, spec_where)
     if size <= 0:
         raise HashHopError(f"{spec_where}: field 'size' must be positive, got {size}")
+    digest = record.get("model_digest")
     return Outcome(
         model=_field(record, "model_label", str, where),
+        digest=None if digest is None else _field(record, "model_digest", str, where),
+        suite=None if record.get("suite") is None else _field(record, "suite", str, where),
         size=size,
         unit=_field(spec, "unit", str, spec_where),
         hops=_field(spec, "hops", int, spec_where),
@@ -200,20 +215,49 @@ def load_runs(run_dirs: list[Path]) -> list[Run]:
     return [_load_run(directory) for directory in run_dirs]
 
 
+def model_names(outcomes: list[Outcome]) -> dict[tuple[str, str | None], str]:
+    """(label, digest) -> the model's name in the report: its label, with a short digest
+    added where one label names several models."""
+    digests: dict[str, list[str | None]] = defaultdict(list)
+    for outcome in outcomes:
+        if outcome.digest not in digests[outcome.model]:
+            digests[outcome.model].append(outcome.digest)
+    return {
+        (label, digest): label if len(shared) == 1 else f"{label} [{_short_digest(digest)}]"
+        for label, shared in digests.items()
+        for digest in shared
+    }
+
+
+def _short_digest(digest: str | None) -> str:
+    return "no digest" if digest is None else digest.removeprefix(DIGEST_PREFIX)[:SHORT_DIGEST_CHARS]
+
+
 def aggregate(runs: list[Run]) -> Aggregate:
-    """Group the queries of all runs by setting; runs of one model label are pooled."""
+    """Group the queries of all runs by setting; runs of one model (label and digest) pool."""
     outcomes = [outcome for run in runs for outcome in run.outcomes]
     units = sorted({outcome.unit for outcome in outcomes})
     if len(units) != 1:
         raise HashHopError(
             f"the runs size contexts in {' and '.join(units)}: report each unit separately"
         )
-    models = tuple(dict.fromkeys(outcome.model for outcome in outcomes))
+    names = model_names(outcomes)
+    models = tuple(dict.fromkeys(names.values()))
     groups: dict[Setting, list[Outcome]] = defaultdict(list)
     for outcome in outcomes:
-        groups[Setting(outcome.model, outcome.size, outcome.hops, outcome.cot)].append(outcome)
+        name = names[outcome.model, outcome.digest]
+        groups[Setting(name, outcome.size, outcome.hops, outcome.cot)].append(outcome)
     order = sorted(groups, key=lambda s: (models.index(s.model), s.size, s.hops, s.cot))
-    return Aggregate(units[0], models, {setting: Summary.of(groups[setting]) for setting in order})
+    suites: dict[tuple[str, str], list[Outcome]] = defaultdict(list)
+    for outcome in outcomes:
+        if outcome.suite is not None:
+            suites[names[outcome.model, outcome.digest], outcome.suite].append(outcome)
+    return Aggregate(
+        units[0],
+        models,
+        {setting: Summary.of(groups[setting]) for setting in order},
+        {key: Summary.of(queries) for key, queries in suites.items()},
+    )
 
 
 def size_label(size: int) -> str:
@@ -261,17 +305,39 @@ def _table(grouped: Aggregate) -> list[list[str]]:
     return [header, *rows]
 
 
-def format_table(grouped: Aggregate) -> str:
-    """The accuracy table for a terminal: one row per model, size, hops and mode."""
-    table = _table(grouped)
+_HEADLINE_RIGHT_ALIGNED = {2, 3}
+"""Columns of numbers in the headline table (n, accuracy)."""
+
+
+def _headline_table(grouped: Aggregate) -> list[list[str]]:
+    """Header and rows of the suite headlines: one accuracy per model and suite."""
+    header = ["model", "suite", "n", "accuracy", "95% CI"]
+    rows = [
+        [model, suite, str(summary.n), _percent(summary.accuracy),
+         f"[{_percent(summary.low)}, {_percent(summary.high)}]"]
+        for (model, suite), summary in grouped.headlines.items()
+    ]
+    return [header, *rows]
+
+
+def _aligned(table: list[list[str]], right_aligned: set[int]) -> str:
     widths = [max(len(row[column]) for row in table) for column in range(len(table[0]))]
     return "\n".join(
         "  ".join(
-            cell.rjust(width) if column in _RIGHT_ALIGNED else cell.ljust(width)
+            cell.rjust(width) if column in right_aligned else cell.ljust(width)
             for column, (cell, width) in enumerate(zip(row, widths))
         ).rstrip()
         for row in table
     )
+
+
+def format_table(grouped: Aggregate) -> str:
+    """The accuracy table for a terminal: one row per model, size, hops and mode, after the
+    suite headlines where the runs are of a standard suite."""
+    grid = _aligned(_table(grouped), _RIGHT_ALIGNED)
+    if not grouped.headlines:
+        return grid
+    return _aligned(_headline_table(grouped), _HEADLINE_RIGHT_ALIGNED) + "\n\n" + grid
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -479,6 +545,18 @@ _PAGE_STYLE = (
 )
 
 
+def _html_headlines(grouped: Aggregate) -> list[str]:
+    """The suite headline section, or nothing when no run is of a standard suite."""
+    if not grouped.headlines:
+        return []
+    header, *rows = _headline_table(grouped)
+    return [
+        "<h2>Standard suite</h2>",
+        "<p>One figure per model: accuracy over every query of the suite.</p>",
+        _html_table(rows, header, _HEADLINE_RIGHT_ALIGNED),
+    ]
+
+
 def _html_page(runs: list[Run], grouped: Aggregate, heatmap: bytes, curves: bytes) -> str:
     """The report as one HTML file: table, both figures inline, then every run's metadata."""
     header, *rows = _table(grouped)
@@ -490,6 +568,7 @@ def _html_page(runs: list[Run], grouped: Aggregate, heatmap: bytes, curves: byte
             "Accuracy is exact match on the asked query, with a 95% Wilson interval; hop credit "
             "is the mean fraction of hops answered right.</p>"
         ),
+        *_html_headlines(grouped),
         "<h2>Accuracy</h2>",
         _html_table(rows, header, _RIGHT_ALIGNED),
         _image(heatmap, "accuracy heatmap: context length by hops"),
@@ -497,7 +576,8 @@ def _html_page(runs: list[Run], grouped: Aggregate, heatmap: bytes, curves: byte
         "<h2>Runs</h2>",
     ]
     for run in runs:
-        details = [["directory", str(run.directory)], ["graded queries", str(len(run.outcomes))]]
+        # The directory's own name: the path leading to it belongs to one machine.
+        details = [["directory", run.directory.name], ["graded queries", str(len(run.outcomes))]]
         details += [list(item) for item in _public_items(run.metadata)]
         sections += [
             f"<h3>{html.escape(run.outcomes[0].model)}</h3>",

@@ -23,6 +23,9 @@ def one_line_error(result) -> str:
         (["--samples", "0"], "samples must be at least 1"),
         (["--batch-size", "0"], "--batch-size must be at least 1"),
         (["--template", "no-such-template.txt"], "cannot read template"),
+        (["--suite", "v1", "--tokens", "500"], "--suite v1 fixes the grid, so it cannot be combined with --tokens"),
+        (["--suite", "v1", "--both", "--samples", "3"], "cannot be combined with --cot/--no-cot/--both, --samples"),
+        (["--suite", "v0"], "unknown suite 'v0'; choose one of: v1"),
     ],
 )
 def test_a_bad_cheap_argument_fails_before_the_model_loads_and_writes_nothing(tmp_path, args, message):

@@ -7,26 +7,35 @@ under test, not a model's); real models are exercised in test_eval_smollm2.py.
 from __future__ import annotations
 
 import json
+import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
 from hashhop.backends.base import Completion
 from hashhop.errors import HashHopError
 from hashhop.harness import Grid, evaluate
+from hashhop.model_digest import model_digest
 from hashhop.prompting import load_template
+from hashhop.report import aggregate, load_runs, write_report
 
 
 class CountingBackend:
     """Answers every prompt with the same sentence and counts the prompts it was asked."""
 
-    def __init__(self, context_window: int | None = None, tokenizer: bool = True, fail_after: int | None = None):
+    def __init__(self, context_window: int | None = None, tokenizer: bool = True, fail_after: int | None = None,
+                 model_file: Path | None = None):
         self.asked = 0
         self.window = context_window
         self.tokenizer = tokenizer
         self.fail_after = fail_after
+        self.model_file = model_file
 
     def settings(self) -> dict[str, object]:
-        return {"backend": "counting", "model": "counting-double"}
+        if self.model_file is None:
+            return {"backend": "counting", "model": "counting-double"}
+        return {"backend": "counting", "model": self.model_file.name, "model_digest": model_digest(self.model_file)}
 
     def count_tokens(self, text: str) -> int | None:
         return -(-len(text) // 4) if self.tokenizer else None
@@ -145,3 +154,37 @@ def test_a_reply_that_finishes_the_prompts_open_answer_line_is_graded(tmp_path):
     grid = Grid(sizes=(200,), hops=(1,), samples=2, queries=1)
     rows = evaluate(ContinuingBackend(), grid, tmp_path, model_label="double", template=load_template("completion"))
     assert [(row["answer"], row["diagnosis"]) for row in rows] == [("notAHash", "absent")] * 2
+
+
+def test_results_from_two_machines_merge_and_name_no_path_of_either(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    grid = Grid(sizes=(200,), hops=(1,), samples=2)
+    run_dirs = []
+    for machine in ("machine-a", "machine-b"):
+        model_file = tmp_path / machine / "models" / "tiny.gguf"
+        model_file.parent.mkdir(parents=True)
+        shutil.copyfile(Path(__file__), model_file)  # the same bytes at each machine's own path
+        run_dir = tmp_path / machine / "run"
+        monkeypatch.setattr(sys, "argv", [str(tmp_path / "venv/bin/hashhop"), "eval", "--model", str(model_file),
+                                          f"--out={run_dir}", "--label", "tiny"])
+        evaluate(CountingBackend(model_file=model_file), grid, run_dir, model_label="tiny")
+        run_dirs.append(run_dir)
+    report_dir = write_report(run_dirs, tmp_path / "report").html.parent
+    assert aggregate(load_runs(run_dirs)).models == ("tiny",)  # one model, pooled
+    row = read_results(run_dirs[0])[0]
+    assert row["model_label"] == "tiny" and row["model_digest"] == model_digest(Path(__file__))
+    written = [file for directory in (*run_dirs, report_dir) for file in directory.iterdir()]
+    assert {"results.jsonl", "run.json", "report.html"} <= {file.name for file in written}
+    for file in written:
+        content = file.read_bytes()
+        for machine_path in (str(tmp_path), str(Path.home())):
+            assert machine_path.encode() not in content, f"{file.name} names {machine_path}"
+
+
+def test_a_grid_sized_in_chars_asks_every_model_the_same_prompts_and_stamps_its_suite(tmp_path):
+    grid = Grid(sizes=(600,), unit="chars", hops=(1,), samples=2, suite="test-suite")
+    with_tokenizer = evaluate(CountingBackend(), grid, tmp_path / "a", model_label="a")
+    without = evaluate(CountingBackend(tokenizer=False), grid, tmp_path / "b", model_label="b")
+    assert [row["spec"] for row in with_tokenizer] == [row["spec"] for row in without]
+    assert [row["target"] for row in with_tokenizer] == [row["target"] for row in without]
+    assert {row["suite"] for row in with_tokenizer} == {"test-suite"}

@@ -35,7 +35,9 @@ def correct_count(model: str, size: int, hops: int, cot: bool) -> int:
     return QUERIES_PER_CELL if cot and hops == 1 else SIZES.index(size) + hops - 1
 
 
-def write_run(directory: Path, model: str, unit: str = "tokens") -> Path:
+def write_run(
+    directory: Path, model: str, unit: str = "tokens", digest: str | None = None, suite: str | None = None
+) -> Path:
     """A run directory as the harness writes it: every cell with its known correct count.
 
     Wrong CoT answers get half hop credit, wrong skip answers none.
@@ -52,6 +54,8 @@ def write_run(directory: Path, model: str, unit: str = "tokens") -> Path:
                     record = {
                         "spec": spec,
                         "model_label": model,
+                        **({"model_digest": digest} if digest else {}),
+                        **({"suite": suite} if suite else {}),
                         "correct": correct,
                         "hop_credit": 1.0 if correct else (0.5 if cot else 0.0),
                     }
@@ -127,6 +131,32 @@ def test_runs_of_one_model_label_are_pooled(tmp_path):
     runs = load_runs([write_run(tmp_path / "one", "alpha"), write_run(tmp_path / "two", "alpha")])
     summary = aggregate(runs).summaries[Setting("alpha", 2000, 2, True)]
     assert (summary.n, summary.correct) == (16, 10)
+
+
+def test_runs_of_one_label_and_digest_pool_and_different_digests_stay_apart(tmp_path):
+    runs = load_runs([
+        write_run(tmp_path / "one", "alpha", digest="sha256:" + "a" * 64),
+        write_run(tmp_path / "two", "alpha", digest="sha256:" + "a" * 64),
+        write_run(tmp_path / "three", "alpha", digest="sha256:" + "b" * 64),
+    ])
+    grouped = aggregate(runs)
+    assert grouped.models == ("alpha [aaaaaaaaaaaa]", "alpha [bbbbbbbbbbbb]")
+    assert grouped.summaries[Setting("alpha [aaaaaaaaaaaa]", 2000, 2, True)].n == 16
+
+
+def test_a_suite_run_gets_one_headline_accuracy_with_a_wilson_interval(tmp_path):
+    grouped = aggregate(load_runs([write_run(tmp_path / "alpha", "alpha", suite="v1")]))
+    headline = grouped.headlines[("alpha", "v1")]
+    n_correct = sum(correct_count("alpha", size, hops, cot) for size in SIZES for hops in HOPS for cot in (False, True))
+    assert (headline.n, headline.correct) == (QUERIES_PER_CELL * 12, n_correct)
+    assert headline.low < headline.accuracy < headline.high
+    first_lines = format_table(grouped).splitlines()[:2]
+    assert first_lines[0].split() == ["model", "suite", "n", "accuracy", "95%", "CI"]
+    assert first_lines[1].split()[:3] == ["alpha", "v1", "96"]
+
+
+def test_runs_outside_a_suite_get_no_headline(run_dirs):
+    assert aggregate(load_runs(run_dirs)).headlines == {}
 
 
 def test_table_shows_each_setting_with_accuracy_interval_and_credit(run_dirs):

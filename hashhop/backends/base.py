@@ -29,7 +29,9 @@ class Backend(Protocol):
         """Everything that can change an answer (model, endpoint, temperature, template...).
 
         JSON-serializable and free of secrets: it keys the answer cache and is written next
-        to every result.
+        to every result. Portable too, so runs on several machines merge and caches move:
+        `model` is a name (an API model name, a file or directory name), never a path, and
+        a model read from local files adds `model_digest` (see `hashhop.model_digest`).
         """
         ...
 
@@ -49,3 +51,8 @@ class Backend(Protocol):
     def complete(self, prompts: list[str], max_new_tokens: int) -> list[Completion]:
         """Greedy completions of `prompts`, in the same order, at most `max_new_tokens` each."""
         ...
+
+
+def model_identity(settings: dict[str, object]) -> str:
+    """What names the model in results: its content digest, or for an API model its name."""
+    return str(settings.get("model_digest") or settings["model"])

@@ -10,10 +10,11 @@ from pathlib import Path
 import torch
 
 from hashhop.backends.base import Completion
-from hashhop.checkpoint import load_checkpoint
+from hashhop.checkpoint import WEIGHTS_FILE, load_checkpoint
 from hashhop.generation import greedy_continue
 from hashhop.memory.decode import MemoryDecoder
 from hashhop.memory.ingest import ingest
+from hashhop.model_digest import model_digest
 
 
 class CheckpointBackend:
@@ -21,11 +22,19 @@ class CheckpointBackend:
 
     def __init__(self, *, model: str | Path, device: str = "cpu", batch_size: int = 8) -> None:
         self.loaded = load_checkpoint(Path(model).expanduser(), device)
+        self.digest = model_digest(self.loaded.directory / WEIGHTS_FILE)
         self.device = device
         self.batch_size = batch_size
 
     def settings(self) -> dict[str, object]:
-        return {"backend": "hashhop", "model": str(self.loaded.directory.resolve()), "step": self.loaded.config["step"]}
+        """The checkpoint by name and by the digest of its weights (the config's model and
+        tokenizer are rebuilt from the same file set, and its step is recorded beside)."""
+        return {
+            "backend": "hashhop",
+            "model": self.loaded.directory.name,
+            "model_digest": self.digest,
+            "step": self.loaded.config["step"],
+        }
 
     def count_tokens(self, text: str) -> int | None:
         return len(self.loaded.tokenizer.encode(text).ids)

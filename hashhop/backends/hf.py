@@ -18,6 +18,7 @@ import transformers
 from hashhop.backends.base import Completion
 from hashhop.backends.bundled import resolve_model
 from hashhop.errors import HashHopError
+from hashhop.model_digest import model_digest
 
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_BATCH_SIZE = 8
@@ -80,16 +81,19 @@ class HFBackend:
         if self._tokenizer.pad_token is None:
             self._tokenizer.pad_token = self._tokenizer.eos_token
         self.path = path
+        self.digest = model_digest(path)
         self.device = device
         self.dtype = dtype
         self.chat_template = chat_template and self._tokenizer.chat_template is not None
         self.batch_size = batch_size
 
     def settings(self) -> dict[str, object]:
-        """The model file and how it is run; device and dtype can change greedy answers."""
+        """The model file by name and digest, and how it is run; device and dtype can change
+        greedy answers."""
         return {
             "backend": "hf",
-            "model": str(self.path),
+            "model": self.path.name,
+            "model_digest": self.digest,
             "device": self.device,
             "dtype": self.dtype,
             "chat_template": self.chat_template,
