@@ -11,9 +11,11 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import Field as DataclassField
+from dataclasses import fields
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from hashhop.errors import HashHopError
 from hashhop.fit import make_sample
@@ -28,22 +30,24 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ModelSettings(_Strict):
-    """The model's shape; checked by ModelConfig, which the tokenizer completes."""
+TRAINING_MODEL_DEFAULTS = {"arch": "transformer", "positional": "none", "conv_kernel": 3}
+"""Where a trained model's shape starts unlike ModelConfig's: no positions, a short conv."""
+TOKENIZER_FIELDS = ("n_fixed", "feature_dim")
+"""ModelConfig fields that the tokenizer sets, never a config file."""
 
-    arch: str = "transformer"
-    d_model: int = 128
-    n_layers: int = 2
-    n_heads: int = 4
-    head_dim: int = 0
-    positional: str = "none"
-    conv_kernel: int = 3
-    code_bits: int = 256
-    n_reads: int = 3
-    window: int = 24
-    top_k: int = 8
-    read_scale: float = 10.0
-    write_cost: float = 0.02
+
+def _training_setting(field: DataclassField) -> tuple[type, object]:
+    """(type, default) of a ModelConfig field as a training setting."""
+    default = TRAINING_MODEL_DEFAULTS.get(field.name, field.default)
+    return type(default), default
+
+
+ModelSettings = create_model(
+    "ModelSettings",
+    __base__=_Strict,
+    __doc__="The model's shape: ModelConfig's fields but the tokenizer's, checked by ModelConfig.",
+    **{field.name: _training_setting(field) for field in fields(ModelConfig) if field.name not in TOKENIZER_FIELDS},
+)
 
 
 class TaskSettings(_Strict):
