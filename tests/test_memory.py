@@ -95,7 +95,11 @@ def test_pieces_of_a_stream_cut_anywhere_equal_pieces_of_the_whole_text():
         assert streamed == TOKENIZER.pieces(text)
 
 
-def test_chunked_ingest_equals_one_shot():
+@pytest.mark.parametrize("order_sample", [None, 100])
+def test_chunked_ingest_equals_one_shot(order_sample, monkeypatch):
+    """Also when the index's bit order is chosen mid-stream (a sample smaller than the context)."""
+    if order_sample is not None:
+        monkeypatch.setattr("hashhop.memory.ingest.ORDER_SAMPLE", order_sample)
     model = untrained()
     sample = make_sample(eval_specs(4000, 1, False, 1, 3)[0])
     whole = ingest(model, TOKENIZER, [prompt_text(sample)], progress=False)
@@ -106,6 +110,7 @@ def test_chunked_ingest_equals_one_shot():
     assert np.array_equal(whole.store.codes, chunked.store.codes)
     assert np.array_equal(whole.store.tokens, chunked.store.tokens)
     assert np.array_equal(whole.store.bias, chunked.store.bias)
+    assert np.array_equal(whole.store.bit_order, chunked.store.bit_order)
     assert whole.recent == chunked.recent
 
 

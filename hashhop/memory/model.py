@@ -120,7 +120,7 @@ def write_price(gate_logits: torch.Tensor) -> torch.Tensor:
     -GATE_FLOOR, 1 at gate 0, 0 far below the floor, rising with slope 1/6 above it.
 
     The slope is the point. A cost of sigmoid(gate - GATE_FLOOR) (the probability of being
-    kept) is flat for an open gate, so it never closed one: the shipped model kept 2 entries a
+    kept) is flat for an open gate, so it never closed one: the previous model kept 2 entries a
     line, the value and the next line's key, which no read can use (lines are shuffled), at
     100 bytes a line. With a price that keeps pushing, the same recipe keeps 1.0 entry a line
     of a 1-hop prompt (50 bytes), and 3-hop skip at 1M tokens went from 191 to 197 of 200
@@ -315,8 +315,8 @@ class MemoryModel(nn.Module):
         context_len = torch.full_like(first_target, length) if every_position else first_target
         written = positions[None, :] < context_len[:, None]
         write_weight = torch.sigmoid(gate_logits) * written
-        kept = write_price(gate_logits) * written
-        self.auxiliary_loss = self.config.write_cost * kept.sum() / written.sum()
+        price = write_price(gate_logits) * written
+        self.auxiliary_loss = self.config.write_cost * price.sum() / written.sum()
         self.auxiliary_loss = self.auxiliary_loss + bit_imbalance(key_logits, write_weight)
 
         rows, cols = at.nonzero(as_tuple=True)

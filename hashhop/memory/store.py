@@ -36,8 +36,9 @@ from hashhop.errors import HashHopError
 WORD_BITS = 64
 ENTRIES_PER_BUCKET = 2
 DEFAULT_PROBES = 256
-"""Buckets a read probes. Measured on 3-hop questions at 1M tokens (benchmarks/RESULTS.md):
-188/200 right with 128, 194 with 256, 197 with 1024; a search costs ~0.1, 0.2 and 0.7 ms."""
+"""Buckets a read probes. Measured on 200 3-hop questions at 1M tokens with the second
+session's model (RESULTS.md): 188 right with 128, 191-194 with 256, 197 with 1024; a search
+of 160K random keys costs ~0.1, 0.2 and 0.7 ms."""
 MAX_PREFIX_BITS = 40
 
 
@@ -56,17 +57,18 @@ def balanced_bit_order(signs: np.ndarray, prefix_bits: int = MAX_PREFIX_BITS) ->
     """An order of the key bits whose first `prefix_bits` split the sample signs [N, bits]
     (bool) evenly: greedily, each next bit is the one with the least squared mean (as +-1)
     plus squared correlation with the bits already chosen (ties to the lower bit); the other
-    bits follow in their order. Pairwise statistics only: a 65K-entry sample takes ~0.1 s."""
+    bits follow in their order. Pairwise statistics only: a 65K-entry sample takes ~0.5 s."""
     n_bits = signs.shape[1]
     plus_minus = np.where(signs, 1.0, -1.0).astype(np.float32)
-    mean = plus_minus.mean(0) if len(signs) else np.zeros(n_bits, np.float32)
-    correlation = plus_minus.T @ plus_minus / max(1, len(signs))
-    cost = mean.astype(np.float64) ** 2
+    samples = max(1, len(signs))
+    cost = (plus_minus.sum(0) / samples).astype(np.float64) ** 2
+    squared_correlation = (plus_minus.T @ plus_minus / samples).astype(np.float64) ** 2
     chosen: list[int] = []
     for _ in range(min(prefix_bits, n_bits)):
-        best = int(np.argmin(np.where(np.isin(np.arange(n_bits), chosen), np.inf, cost)))
+        best = int(np.argmin(cost))
         chosen.append(best)
-        cost = cost + correlation[best].astype(np.float64) ** 2
+        cost = cost + squared_correlation[best]
+        cost[best] = np.inf
     return np.array(chosen + [bit for bit in range(n_bits) if bit not in chosen], dtype=np.int64)
 
 
