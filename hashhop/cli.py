@@ -121,7 +121,7 @@ def evaluate(
     """Evaluate a model over context sizes x hops x answer modes; resumable (answers are cached)."""
     from hashhop.backends import make_backend
     from hashhop.dataset import check_output_dir
-    from hashhop.harness import Grid
+    from hashhop.harness import Grid, check_batch_size
     from hashhop.harness import evaluate as run_grid
     from hashhop.prompting import load_template
     from hashhop.suite import suite_grid
@@ -129,8 +129,7 @@ def evaluate(
     # Every check that needs no model comes before make_backend, which may load one for minutes.
     if cot + no_cot + both > 1:
         raise HashHopError("give at most one of --cot, --no-cot, --both")
-    if batch_size < 1:
-        raise HashHopError(f"--batch-size must be at least 1, got {batch_size}")
+    check_batch_size(batch_size)
     modes = (False, True) if both else (True,) if cot else (False,) if no_cot else None
     grid_options = {  # option -> (Grid field, its value, or None where not given)
         "--tokens": ("sizes", None if tokens is None else parse_int_list(tokens, "--tokens")),

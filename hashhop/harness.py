@@ -156,6 +156,11 @@ def portable_command(argv: list[str]) -> str:
     return " ".join(portable(argument) for argument in [Path(argv[0]).name, *argv[1:]])
 
 
+def check_batch_size(batch_size: int) -> None:
+    if batch_size < 1:
+        raise HashHopError(f"--batch-size must be at least 1, got {batch_size}")
+
+
 def evaluate(
     backend: Backend,
     grid: Grid,
@@ -169,6 +174,7 @@ def evaluate(
     Prompts are sized (the backend's first requests) before DIR is touched, so a server that
     cannot be reached or a prompt too long for the model leaves no run behind.
     """
+    check_batch_size(batch_size)
     metadata = run_metadata(backend, model_label)
     tasks = list(_tasks(backend, grid, template))
     out_dir = make_output_dir(out_dir)

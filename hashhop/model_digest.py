@@ -9,18 +9,15 @@ relative names and digests (weights, config and tokenizer alike: each can change
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 DIGEST_PREFIX = "sha256:"
-READ_CHUNK_BYTES = 1 << 20
 
 
 def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as file:
-        while chunk := file.read(READ_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def model_digest(path: Path) -> str:
@@ -33,4 +30,13 @@ def model_digest(path: Path) -> str:
         relative = file.relative_to(path)
         if file.is_file() and not any(part.startswith(".") for part in relative.parts):
             digest.update(f"{relative.as_posix()}\0{_file_sha256(file)}\n".encode())
+    return DIGEST_PREFIX + digest.hexdigest()
+
+
+def checkpoint_digest(weights: Path, settings: object) -> str:
+    """'sha256:<hex>' of a checkpoint's weights and the settings that rebuild the model around
+    them (its model config and tokenizer spec, as JSON): the same weights read by another
+    tokenizer answer differently. Never the training settings, which hold a machine path."""
+    digest = hashlib.sha256(model_digest(weights).encode())
+    digest.update(json.dumps(settings, sort_keys=True).encode())
     return DIGEST_PREFIX + digest.hexdigest()

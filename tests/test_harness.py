@@ -188,3 +188,9 @@ def test_a_grid_sized_in_chars_asks_every_model_the_same_prompts_and_stamps_its_
     assert [row["spec"] for row in with_tokenizer] == [row["spec"] for row in without]
     assert [row["target"] for row in with_tokenizer] == [row["target"] for row in without]
     assert {row["suite"] for row in with_tokenizer} == {"test-suite"}
+
+
+def test_a_batch_size_below_one_is_a_project_error_from_python_too(tmp_path):
+    with pytest.raises(HashHopError, match="batch-size must be at least 1"):
+        evaluate(CountingBackend(), GRID, tmp_path / "run", model_label="double", batch_size=0)
+    assert not (tmp_path / "run").exists()

@@ -14,7 +14,7 @@ from hashhop.checkpoint import WEIGHTS_FILE, load_checkpoint
 from hashhop.generation import greedy_continue
 from hashhop.memory.decode import MemoryDecoder
 from hashhop.memory.ingest import ingest
-from hashhop.model_digest import model_digest
+from hashhop.model_digest import checkpoint_digest
 
 
 class CheckpointBackend:
@@ -22,13 +22,14 @@ class CheckpointBackend:
 
     def __init__(self, *, model: str | Path, device: str = "cpu", batch_size: int = 8) -> None:
         self.loaded = load_checkpoint(Path(model).expanduser(), device)
-        self.digest = model_digest(self.loaded.directory / WEIGHTS_FILE)
+        config = self.loaded.config
+        self.digest = checkpoint_digest(self.loaded.directory / WEIGHTS_FILE, [config["model"], config["tokenizer"]])
         self.device = device
         self.batch_size = batch_size
 
     def settings(self) -> dict[str, object]:
-        """The checkpoint by name and by the digest of its weights (the config's model and
-        tokenizer are rebuilt from the same file set, and its step is recorded beside)."""
+        """The checkpoint by name and by the digest of its weights, model config and tokenizer
+        (its step is recorded beside)."""
         return {
             "backend": "hashhop",
             "model": self.loaded.directory.name,
