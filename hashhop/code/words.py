@@ -1,0 +1,53 @@
+"""Text -> the words code search matches on: identifiers split at case and underscores, stemmed.
+
+Code and questions about it use different surfaces for the same words (`readLines`,
+`read_lines`, "reads the lines"): every channel sees both through these functions, so
+the same rule applies to a query and to the code it should find.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import Stemmer
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+")
+# Boundaries inside an identifier: lower->Upper, ACRONYMWord, letter<->digit.
+_CAMEL_PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+
+STOP_WORDS = frozenset(
+    """a an and are as at be by for from has have if in into is it its of on or that the this
+    to was were will with which self cls none true false def return pass else elif not""".split()
+)
+"""English glue and Python words on nearly every line: they rank nothing."""
+
+_stemmer = Stemmer.Stemmer("english")
+
+
+def identifier_parts(identifier: str) -> list[str]:
+    """'parseHTTPResponse_v2' -> ['parse', 'http', 'response', 'v', '2'], lower case."""
+    return [part.lower() for piece in identifier.split("_") for part in _CAMEL_PART.findall(piece)]
+
+
+def name_key(name: str) -> str:
+    """The form names are compared in: case and separators dropped, so `foo_bar`, `fooBar`
+    and `FooBar` all read `foobar`."""
+    return name.replace("_", "").replace("-", "").replace(" ", "").lower()
+
+
+@lru_cache(maxsize=1 << 16)
+def _stem(word: str) -> str:
+    return _stemmer.stemWord(word)
+
+
+def search_words(text: str) -> list[str]:
+    """Stemmed words of `text`: each identifier's parts, and the whole identifier when it has
+    several (so `commonprefix` and `common_prefix` both match), without stop words."""
+    words: list[str] = []
+    for identifier in _IDENTIFIER.findall(text):
+        parts = identifier_parts(identifier)
+        words.extend(_stem(part) for part in parts if part not in STOP_WORDS and len(part) > 1)
+        if len(parts) > 1:
+            words.append(name_key(identifier))
+    return words
