@@ -36,18 +36,17 @@ def name_key(name: str) -> str:
     return name.replace("_", "").replace("-", "").replace(" ", "").lower()
 
 
-@lru_cache(maxsize=1 << 16)
-def _stem(word: str) -> str:
-    return _stemmer.stemWord(word)
-
-
 def search_words(text: str) -> list[str]:
     """Stemmed words of `text`: each identifier's parts, and the whole identifier when it has
     several (so `commonprefix` and `common_prefix` both match), without stop words."""
-    words: list[str] = []
-    for identifier in _IDENTIFIER.findall(text):
-        parts = identifier_parts(identifier)
-        words.extend(_stem(part) for part in parts if part not in STOP_WORDS and len(part) > 1)
-        if len(parts) > 1:
-            words.append(name_key(identifier))
-    return words
+    return [word for identifier in _IDENTIFIER.findall(text) for word in _identifier_words(identifier)]
+
+
+@lru_cache(maxsize=1 << 18)
+def _identifier_words(identifier: str) -> tuple[str, ...]:
+    """Cached: a tree repeats its identifiers, and splitting and stemming is the slow part."""
+    parts = identifier_parts(identifier)
+    words = [_stemmer.stemWord(part) for part in parts if part not in STOP_WORDS and len(part) > 1]
+    if len(parts) > 1:
+        words.append(name_key(identifier))
+    return tuple(words)
