@@ -16,7 +16,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from hashhop.code.symbols import SkippedFile, Symbol, iter_python_files, module_name, parse_symbols, read_python
+from hashhop.code.symbols import (
+    SkippedFile,
+    Symbol,
+    iter_python_files,
+    module_name,
+    parse_symbols,
+    read_python,
+)
 from hashhop.dataset import atomic_output
 from hashhop.errors import HashHopError
 
@@ -60,7 +67,7 @@ class CodeIndex:
         for index in indexes:
             clashes = combined.roots.keys() & index.roots.keys()
             if clashes:
-                raise HashHopError(f"indexes to combine share the root label {sorted(clashes)[0]!r}")
+                raise HashHopError(f"indexes to combine share the root label {min(clashes)!r}")
             combined.roots.update(index.roots)
             combined.files.update(index.files)
             combined.skipped.update(index.skipped)

@@ -17,8 +17,12 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+")
 _CAMEL_PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 
 STOP_WORDS = frozenset(
-    """a an and are as at be by for from has have if in into is it its of on or that the this
-    to was were will with which self cls none true false def return pass else elif not""".split()
+    {
+        "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "have", "if", "in",
+        "into", "is", "it", "its", "of", "on", "or", "that", "the", "this", "to", "was", "were",
+        "will", "with", "which", "self", "cls", "none", "true", "false", "def", "return", "pass",
+        "else", "elif", "not",
+    }
 )
 """English glue and Python words on nearly every line: they rank nothing."""
 
