@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from hashhop.errors import HashHopError
+
 code_app = typer.Typer(
     help="Code memory: find functions, methods and classes of a Python tree by name, typo or description.",
     no_args_is_help=True,
@@ -72,6 +74,27 @@ def search(
         typer.echo(f"    {row['signature']}")
         if row["summary"]:
             typer.echo(f"    {row['summary']}")
+
+
+@code_app.command("serve")
+def serve(
+    index: Annotated[Path, typer.Argument(help="Index file written by `hashhop code index`.")],
+    port: Annotated[int | None, typer.Option(help="Serve streamable HTTP on 127.0.0.1:PORT (loopback only; 0 picks a free port) instead of stdio.", min=0, max=65535)] = None,
+) -> None:
+    """Serve an index to coding agents as an MCP server: tools search_code and get_source.
+
+    Over stdio by default: the agent starts the server itself. Register it in the client's MCP config (Claude Desktop: claude_desktop_config.json; Claude Code: .mcp.json in the project, or `claude mcp add hashhop-code -- hashhop code serve /abs/path/code.idx`):
+
+    {"mcpServers": {"hashhop-code": {"command": "hashhop", "args": ["code", "serve", "/abs/path/code.idx"]}}}
+
+    With --port it listens at http://127.0.0.1:PORT/mcp instead, for clients that connect by URL.
+    """
+    try:
+        from hashhop.code.serve import serve_index
+    except ModuleNotFoundError as error:
+        raise HashHopError(f"hashhop code serve needs the package {error.name!r}: pip install 'hashhop[code]'") from None
+
+    serve_index(index, port)
 
 
 def _warn(message: str) -> None:
