@@ -14,6 +14,7 @@ name word.
 
 from __future__ import annotations
 
+import io
 import json
 import zlib
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import numpy as np
 
 from hashhop.code.symbols import Symbol
 from hashhop.code.words import search_words
+from hashhop.dataset import atomic_output
 from hashhop.errors import HashHopError
 from hashhop.tokenize import random_features
 
@@ -102,30 +104,44 @@ class CodeEncoder:
             )
         return _unit(pooled @ self.code_out)
 
-    def save(self, directory: Path) -> None:
-        """`encoder.npz` (arrays, no pickle) and `encoder.json` (vocabulary and settings)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        arrays = {name: getattr(self, name) for name in _ARRAYS}
-        np.savez(directory / "encoder.npz", **arrays)
+    def to_files(self) -> dict[str, bytes]:
+        """`encoder.npz` (arrays, no pickle) and `encoder.json` (vocabulary and settings): what
+        `save` writes to a directory and a code index stores inside its own file."""
+        arrays = io.BytesIO()
+        np.savez(arrays, **{name: getattr(self, name) for name in _ARRAYS})
         settings = {"format": ENCODER_FORMAT, "version": ENCODER_VERSION, "n_buckets": self.n_buckets,
                     "body_scale": self.body_scale, "meta": self.meta, "vocabulary": list(self.vocabulary)}
-        (directory / "encoder.json").write_text(json.dumps(settings))
+        return {"encoder.npz": arrays.getvalue(), "encoder.json": json.dumps(settings).encode()}
+
+    @classmethod
+    def from_files(cls, files: dict[str, bytes], where: str) -> CodeEncoder:
+        try:
+            settings = json.loads(files["encoder.json"])
+            with np.load(io.BytesIO(files["encoder.npz"]), allow_pickle=False) as stored:
+                arrays = {name: stored[name] for name in _ARRAYS}
+        except (KeyError, ValueError) as error:
+            raise HashHopError(f"{where} holds no readable code encoder ({error})") from None
+        if settings.get("format") != ENCODER_FORMAT or settings.get("version") != ENCODER_VERSION:
+            raise HashHopError(f"{where} holds no version {ENCODER_VERSION} code encoder")
+        vocabulary = {word: row for row, word in enumerate(settings["vocabulary"])}
+        return cls(vocabulary=vocabulary, n_buckets=settings["n_buckets"], body_scale=settings["body_scale"],
+                   meta=settings["meta"], **arrays)
+
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, data in self.to_files().items():
+            with atomic_output(directory / name) as file:
+                file.write(data)
 
     @classmethod
     def load(cls, directory: Path) -> CodeEncoder:
         directory = Path(directory)
         try:
-            settings = json.loads((directory / "encoder.json").read_text())
-            with np.load(directory / "encoder.npz", allow_pickle=False) as stored:
-                arrays = {name: stored[name] for name in _ARRAYS}
-        except (OSError, KeyError, ValueError) as error:
-            raise HashHopError(f"{directory} holds no readable code encoder ({error}); train one with: hashhop code train") from None
-        if settings.get("format") != ENCODER_FORMAT or settings.get("version") != ENCODER_VERSION:
-            raise HashHopError(f"{directory} is not a version {ENCODER_VERSION} code encoder")
-        vocabulary = {word: row for row, word in enumerate(settings["vocabulary"])}
-        return cls(vocabulary=vocabulary, n_buckets=settings["n_buckets"], body_scale=settings["body_scale"],
-                   meta=settings["meta"], **arrays)
+            files = {name: (directory / name).read_bytes() for name in ("encoder.npz", "encoder.json")}
+        except OSError as error:
+            raise HashHopError(f"{directory} holds no code encoder ({error.strerror}); train one with: hashhop code train") from None
+        return cls.from_files(files, str(directory))
 
 
 _ARRAYS = ("table", "feature_projection", "pool_weights", "query_out", "code_out")

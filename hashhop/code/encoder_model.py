@@ -32,7 +32,7 @@ class EncoderModel(nn.Module):
         """Softmax-weighted mean over each row of `at` (indices into `vectors`), `pad` skipped."""
         logits = self.pool_weights[bag][rows[at]].masked_fill(pad, float("-inf"))
         weights = torch.softmax(logits, dim=-1).nan_to_num(0.0)  # an all-PAD bag pools to zero
-        return torch.einsum("bl,bld->bd", weights, vectors[at])
+        return F.embedding_bag(at, vectors, per_sample_weights=weights, mode="sum")
 
     def forward(
         self, rows: torch.Tensor, features: torch.Tensor, query: torch.Tensor, name: torch.Tensor, body: torch.Tensor
@@ -62,7 +62,7 @@ class EncoderModel(nn.Module):
             pool_weights=array(self.pool_weights),
             query_out=array(self.query_out),
             code_out=array(self.code_out),
-            body_scale=float(self.body_scale),
+            body_scale=float(self.body_scale.detach()),
             meta=meta,
         )
 

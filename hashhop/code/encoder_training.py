@@ -42,13 +42,14 @@ class EncoderTrainConfig(BaseModel):
 
     out_dir: str = "runs/code/encoder"
     packages: list[str] = Field(["torch", "transformers", "scipy", "sympy", "pandas", "sklearn"], min_length=1)
-    """Top-level packages to learn from, found where Python would import them (never imported)."""
+    """Top-level packages to learn from, found where Python would import them (never
+    imported), or directories."""
     held_out: list[str] = ["stdlib", "numpy"]
     """Trees whose code must not be trained on: 'stdlib' or a package name."""
     exclude: list[str] = ["tests", "test", "testing", "test_*.py", "site-packages"]
-    dim: int = Field(256, ge=8)
+    dim: int = Field(128, ge=8)
     feature_dim: int = Field(128, ge=2)
-    n_buckets: int = Field(16384, ge=1)
+    n_buckets: int = Field(4096, ge=1)
     min_count: int = Field(2, ge=1)
     """A word needs this many occurrences in training to get its own row."""
     max_query_words: int = Field(48, ge=1)
@@ -68,10 +69,13 @@ def load_encoder_config(path: Path | None, overrides: list[str]) -> EncoderTrain
 
 
 def tree_of(name: str) -> Path:
-    """'stdlib' -> this interpreter's standard library; a package -> its directory, found by
-    `importlib.util.find_spec`, which locates a top-level package without running it."""
+    """'stdlib' -> this interpreter's standard library; a directory -> itself; a package ->
+    its directory, found by `importlib.util.find_spec`, which locates a top-level package
+    without running it."""
     if name == "stdlib":
         return Path(sysconfig.get_paths()["stdlib"])
+    if Path(name).is_dir():
+        return Path(name)
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
         raise HashHopError(f"package {name!r} is not installed (or is a single module, not a tree)")
@@ -93,6 +97,7 @@ def collect_pairs(config: EncoderTrainConfig, log=print) -> list[Pair]:
     """(summary, docstring-free code) pairs from the training packages, one per distinct
     body, none whose body or summary occurs in a held-out tree."""
     exclude = tuple(config.exclude)
+    training_trees = {name: tree_of(name) for name in config.packages}  # a missing package fails first
     held_bodies: set[str] = set()
     held_summaries: set[str] = set()
     for name in config.held_out:
@@ -103,9 +108,9 @@ def collect_pairs(config: EncoderTrainConfig, log=print) -> list[Pair]:
                 held_summaries.add(first_sentence(symbol.docstring))
     seen: set[str] = set(held_bodies)
     pairs: list[Pair] = []
-    for name in config.packages:
+    for name, tree in training_trees.items():
         started = time.perf_counter()
-        index, _ = build_index(tree_of(name), exclude, progress=True)
+        index, _ = build_index(tree, exclude, progress=True)
         kept = 0
         for symbol in index.symbols:
             summary = first_sentence(symbol.docstring)
