@@ -109,7 +109,7 @@ def test_training_links_words_the_code_never_uses_and_saves_a_loadable_encoder(t
     searcher = CodeSearcher(index.with_encoder(encoder), channels=("encoder",))
     truth = {s.qualname: s for s in build_index(held_tree)[0].symbols}
     hits = 0
-    for qualname, symbol in truth.items():
+    for symbol in truth.values():
         summary = symbol.docstring
         found = {hit.symbol.qualname for hit in searcher.search(summary, k=10)}
         same_meaning = {name for name, other in truth.items() if other.docstring == summary}
