@@ -28,6 +28,10 @@ test: install
 	$(PY) -m pytest -q
 
 DEMO := runs/demo
+STDLIB = $(shell $(PY) -c "import sysconfig; print(sysconfig.get_paths()['stdlib'])")
+STDLIB_EXCLUDE := --exclude site-packages --exclude test --exclude tests --exclude idle_test --exclude 'test_*.py'
+# The demo's encoder learns from four mid-sized packages for 600 steps (~3 min on 2 cores).
+DEMO_ENCODER := --set 'packages=["scipy","sklearn","pandas","networkx"]' --set steps=600
 demo: install
 	mkdir -p $(DEMO)
 	# 1. The benchmark: generate, answer with a known error rate, score.
@@ -48,6 +52,15 @@ demo: install
 	$(HASHHOP) train --config configs/memory.toml --set out_dir=$(DEMO)/memory
 	$(HASHHOP) eval --backend hashhop --model $(DEMO)/memory --tokens 1000000 --hops 1,2,3 --samples 3 --out $(DEMO)/memory-eval
 	$(HASHHOP) report $(DEMO)/smollm2 $(DEMO)/identifier-eval $(DEMO)/memory-eval --out $(DEMO)
+	# 5. Code memory: a small code encoder learned from installed packages (the standard library
+	#    and numpy held out), the standard library indexed with it, and searches of each kind.
+	$(HASHHOP) code train --config configs/code_encoder.toml --set out_dir=$(DEMO)/code-encoder $(DEMO_ENCODER)
+	$(HASHHOP) code index $(STDLIB) $(STDLIB_EXCLUDE) --encoder $(DEMO)/code-encoder -o $(DEMO)/stdlib.idx
+	$(HASHHOP) code search $(DEMO)/stdlib.idx "commonprefix" -k 3
+	$(HASHHOP) code search $(DEMO)/stdlib.idx "Counter.most_comon" -k 3
+	$(HASHHOP) code search $(DEMO)/stdlib.idx "urlSplit" -k 3
+	$(HASHHOP) code search $(DEMO)/stdlib.idx "Return the longest path prefix shared by all paths in a list" -k 3
+	$(HASHHOP) code search $(DEMO)/stdlib.idx "decode base64 text into bytes" -k 3
 
 bench: install
 	$(PY) benchmarks/generate.py

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -141,3 +143,24 @@ def test_symbol_bags_split_name_from_body():
     name, body = symbol_bags(symbol)
     assert name == search_words("read_lines")
     assert "splitlin" in body or "splitlines" in body
+
+
+def test_cli_indexes_with_an_encoder_and_keeps_it_on_update(tmp_path):
+    tree = synthetic_package(tmp_path / "pkg", seed=5, n_functions=10)
+    _, encoder = random_encoder()
+    encoder.save(tmp_path / "enc")
+    index = tmp_path / "code.idx"
+    run = [sys.executable, "-m", "hashhop", "code", "index", str(tree), "-o", str(index)]
+    assert subprocess.run([*run, "--encoder", str(tmp_path / "enc")], capture_output=True, check=False).returncode == 0
+    (tree / "extra.py").write_text("def extra_function():\n    return 1\n")
+    assert subprocess.run(run, capture_output=True, check=False).returncode == 0
+    updated = load_index(index)
+    assert updated.encoder is not None and len(updated.vectors) == len(updated.symbols) == 11
+
+
+def test_cli_training_config_errors_are_one_line_before_any_work(tmp_path):
+    for setting, message in (("steps=0", "steps"), ("packages=['no_such_package_xyz']", "not installed")):
+        result = subprocess.run([sys.executable, "-m", "hashhop", "code", "train", "--set", setting],
+                                capture_output=True, text=True, check=False)
+        assert result.returncode == 2 and message in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
