@@ -164,3 +164,18 @@ def test_cli_training_config_errors_are_one_line_before_any_work(tmp_path):
                                 capture_output=True, text=True, check=False)
         assert result.returncode == 2 and message in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_update_embeds_only_changed_files_and_equals_a_full_embedding(tmp_path):
+    tree = synthetic_package(tmp_path / "pkg", seed=6, n_functions=10)
+    (tree / "other.py").write_text("def other_function(value):\n    return value\n")
+    _, encoder = random_encoder()
+    first = build_index(tree)[0].with_encoder(encoder)
+    (tree / "other.py").write_text("def changed_function(value):\n    return value + 1\n")
+    updated_files, _ = build_index(tree, previous=first)
+    calls: list[int] = []
+    original = encoder.encode_symbols
+    encoder.encode_symbols = lambda symbols: calls.append(len(symbols)) or original(symbols)
+    updated = updated_files.with_encoder(encoder, previous=first)
+    assert calls == [1]
+    np.testing.assert_allclose(updated.vectors, original(updated.symbols), atol=1e-6)

@@ -48,7 +48,7 @@ def index_tree(
         )
         built.append(index)
         parsed, reused = parsed + report.parsed, reused + report.reused
-    combined = CodeIndex.combine(built).with_encoder(trained)
+    combined = CodeIndex.combine(built).with_encoder(trained, previous)
     save_index(combined, output)
     skipped = f", skipped {len(combined.skipped)}" if combined.skipped else ""
     typer.echo(

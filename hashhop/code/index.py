@@ -62,10 +62,35 @@ class CodeIndex:
     vectors: np.ndarray | None = None
     """[n_symbols, d] unit vectors of `symbols` by `encoder`, in the same order."""
 
-    def with_encoder(self, encoder: CodeEncoder | None) -> CodeIndex:
-        """This index with every symbol embedded by `encoder` (None: no learned channel)."""
-        vectors = encoder.encode_symbols(self.symbols) if encoder is not None else None
+    def with_encoder(self, encoder: CodeEncoder | None, previous: CodeIndex | None = None) -> CodeIndex:
+        """This index with every symbol embedded by `encoder` (None: no learned channel).
+        Files unchanged since `previous`, embedded there by the same encoder, keep their
+        vectors: an update embeds only what it re-parsed."""
+        if encoder is None:
+            return replace(self, encoder=None, vectors=None)
+        reusable = previous is not None and previous.encoder is not None and previous.encoder.digest == encoder.digest
+        old_rows = previous.file_rows() if reusable else {}
+        new_rows = self.file_rows()
+        fresh = [key for key, entry in self.files.items() if not (key in old_rows and previous.files[key] == entry)]
+        fresh_symbols = [symbol for key in fresh for symbol in self.files[key].symbols]
+        fresh_vectors = encoder.encode_symbols(fresh_symbols) if fresh_symbols else None
+        vectors = np.zeros((len(self.symbols), encoder.table.shape[1]), dtype=np.float32)
+        done = 0
+        for key in fresh:
+            rows = new_rows[key]
+            vectors[rows] = fresh_vectors[done : done + rows.stop - rows.start]
+            done += rows.stop - rows.start
+        for key in new_rows.keys() - set(fresh):
+            vectors[new_rows[key]] = previous.vectors[old_rows[key]]
         return replace(self, encoder=encoder, vectors=vectors)
+
+    def file_rows(self) -> dict[str, slice]:
+        """Each file's rows in `symbols` (and `vectors`): files keep their symbols together."""
+        rows, start = {}, 0
+        for key, entry in self.files.items():
+            rows[key] = slice(start, start + len(entry.symbols))
+            start += len(entry.symbols)
+        return rows
 
     @property
     def symbols(self) -> list[Symbol]:
