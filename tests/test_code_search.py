@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from hashhop.code.index import build_index
-from hashhop.code.search import CodeSearcher
+from hashhop.code.index import build_index, load_index, save_index
+from hashhop.code.search import CodeSearcher, with_search_state
 from hashhop.errors import HashHopError
 
 TREE = {
@@ -147,3 +147,16 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path):
 def test_python_api_matches_the_cli(searcher):
     hit = searcher.search("join path components", k=1)[0]
     assert hit.as_dict()["name"] == "paths.join_paths" and hit.as_dict()["summary"].startswith("Join path")
+
+
+def test_a_saved_search_state_ranks_as_a_rebuilt_one(tmp_path):
+    for name, text in TREE.items():
+        (tmp_path / name).write_text(text)
+    index, _ = build_index(tmp_path)
+    save_index(with_search_state(index), tmp_path / "code.idx")
+    loaded = load_index(tmp_path / "code.idx")
+    assert loaded.search_state
+    for query in ("sum of the counts", "split headers", "comon_prefix"):
+        restored = [(hit.position, round(hit.score, 6)) for hit in CodeSearcher(loaded).search(query, 5)]
+        rebuilt = [(hit.position, round(hit.score, 6)) for hit in CodeSearcher(index).search(query, 5)]
+        assert restored == rebuilt

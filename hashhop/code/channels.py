@@ -7,6 +7,9 @@ can say), which a fusion by weighted sum needs.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import bm25s
 import numpy as np
 from rapidfuzz import distance, process
@@ -85,12 +88,30 @@ def symbol_words(symbol: Symbol) -> list[str]:
 
 
 class BM25Channel:
-    """Query words -> BM25 over each symbol's words, scaled so the best candidate scores 1."""
+    """Query words -> BM25 over each symbol's words, scaled so the best candidate scores 1.
 
-    def __init__(self, symbols: list[Symbol]):
-        self.retriever = bm25s.BM25()
-        self.retriever.index([symbol_words(symbol) or [""] for symbol in symbols], show_progress=False)
-        self.vocabulary = self.retriever.vocab_dict
+    Building it tokenizes every symbol (seconds on a large tree), so an index file carries
+    it (`state` / `from_state`) and a search from the command line does not rebuild it."""
+
+    def __init__(self, symbols: list[Symbol], retriever: bm25s.BM25 | None = None):
+        if retriever is None:
+            retriever = bm25s.BM25()
+            retriever.index([symbol_words(symbol) or [""] for symbol in symbols], show_progress=False)
+        self.retriever = retriever
+        self.vocabulary = retriever.vocab_dict
+
+    def state(self) -> dict[str, bytes]:
+        """The built retriever as files (bm25s's own format: numpy arrays and JSON)."""
+        with tempfile.TemporaryDirectory() as directory:
+            self.retriever.save(directory, show_progress=False)
+            return {path.name: path.read_bytes() for path in Path(directory).iterdir()}
+
+    @classmethod
+    def from_state(cls, symbols: list[Symbol], state: dict[str, bytes]) -> BM25Channel:
+        with tempfile.TemporaryDirectory() as directory:
+            for name, data in state.items():
+                (Path(directory) / name).write_bytes(data)
+            return cls(symbols, bm25s.BM25.load(directory, show_progress=False))
 
     def scores(self, query: str, limit: int) -> dict[int, float]:
         words = [word for word in search_words(query) if word in self.vocabulary]

@@ -32,6 +32,7 @@ def index_tree(
     """Parse every .py file (never importing it) and write the index atomically."""
     from hashhop.code.encoder import CodeEncoder
     from hashhop.code.index import CodeIndex, build_index, load_index, save_index
+    from hashhop.code.search import with_search_state
     from hashhop.dataset import check_parent_dir
 
     check_parent_dir(output)
@@ -48,7 +49,7 @@ def index_tree(
         )
         built.append(index)
         parsed, reused = parsed + report.parsed, reused + report.reused
-    combined = CodeIndex.combine(built).with_encoder(trained, previous)
+    combined = with_search_state(CodeIndex.combine(built).with_encoder(trained, previous))
     save_index(combined, output)
     skipped = f", skipped {len(combined.skipped)}" if combined.skipped else ""
     typer.echo(

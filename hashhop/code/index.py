@@ -35,6 +35,7 @@ FORMAT = "hashhop-code-index"
 FORMAT_VERSION = 1
 _SYMBOL_FIELDS = [symbol_field.name for symbol_field in fields(Symbol)]
 ENCODER_DIR = "encoder/"
+SEARCH_DIR = "search/"
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,9 @@ class CodeIndex:
     encoder: CodeEncoder | None = None
     vectors: np.ndarray | None = None
     """[n_symbols, d] unit vectors of `symbols` by `encoder`, in the same order."""
+    search_state: dict[str, bytes] = field(default_factory=dict)
+    """Search structures built from `symbols` (the BM25 retriever), saved so that a search
+    need not rebuild them; empty in a freshly built index."""
 
     def with_encoder(self, encoder: CodeEncoder | None, previous: CodeIndex | None = None) -> CodeIndex:
         """This index with every symbol embedded by `encoder` (None: no learned channel).
@@ -68,6 +72,7 @@ class CodeIndex:
         vectors: an update embeds only what it re-parsed."""
         if encoder is None:
             return replace(self, encoder=None, vectors=None)
+
         reusable = previous is not None and previous.encoder is not None and previous.encoder.digest == encoder.digest
         old_rows = previous.file_rows() if reusable else {}
         new_rows = self.file_rows()
@@ -201,6 +206,8 @@ def save_index(index: CodeIndex, path: Path) -> None:
             vectors = io.BytesIO()
             np.save(vectors, index.vectors.astype(np.float16), allow_pickle=False)  # half the bytes, same ranking
             archive.writestr("vectors.npy", vectors.getvalue())
+        for name, data in index.search_state.items():
+            archive.writestr(f"{SEARCH_DIR}{name}", data)
 
 
 
@@ -222,6 +229,9 @@ def load_index(path: Path) -> CodeIndex:
             }
             encoder = CodeEncoder.from_files(encoder_files, str(path)) if encoder_files else None
             vectors = np.load(io.BytesIO(archive.read("vectors.npy")), allow_pickle=False).astype(np.float32) if encoder else None
+            search_state = {
+                name.removeprefix(SEARCH_DIR): archive.read(name) for name in archive.namelist() if name.startswith(SEARCH_DIR)
+            }
     except (zipfile.BadZipFile, KeyError, ValueError, UnicodeDecodeError) as error:
         raise HashHopError(f"{path} is not a readable code index ({error})") from None
     if stored["fields"] != _SYMBOL_FIELDS:
@@ -235,7 +245,7 @@ def load_index(path: Path) -> CodeIndex:
         )
         for key, entry in stored["files"].items()
     }
-    return CodeIndex(roots=meta["roots"], files=files, skipped=meta["skipped"], docstrings=meta["docstrings"], encoder=encoder, vectors=vectors)
+    return CodeIndex(roots=meta["roots"], files=files, skipped=meta["skipped"], docstrings=meta["docstrings"], encoder=encoder, vectors=vectors, search_state=search_state)
 
 
 def _tuples_back(values: list) -> list:

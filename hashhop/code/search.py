@@ -7,7 +7,7 @@ The weights are named constants so an ablation can drop a channel and say what i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hashhop.code.channels import BM25Channel, EncoderChannel, NameChannel, prominence
 from hashhop.code.index import CodeIndex
@@ -54,6 +54,8 @@ class CodeSearcher:
         """`channels` picks a subset (an ablation); by default every channel the index
         supports: `encoder` needs an index built with one (`hashhop code index --encoder`)."""
         available = {"names": NameChannel, "bm25": BM25Channel}
+        if index.search_state:
+            available["bm25"] = lambda symbols: BM25Channel.from_state(symbols, index.search_state)
         if index.encoder is not None:
             available["encoder"] = lambda symbols: EncoderChannel(index.encoder, index.vectors)
         chosen = channels if channels is not None else tuple(available)
@@ -85,3 +87,8 @@ class CodeSearcher:
                 fused[position] = fused.get(position, 0.0) + CHANNEL_WEIGHTS[name] * score
         ranked = sorted(fused, key=lambda position: fused[position] + self.priors[position], reverse=True)
         return [Hit(self.symbols[p], fused[p] + self.priors[p], p) for p in ranked[:k]]
+
+
+def with_search_state(index: CodeIndex) -> CodeIndex:
+    """`index` carrying its built BM25 retriever, so that loading it is enough to search."""
+    return replace(index, search_state=BM25Channel(index.symbols).state())
