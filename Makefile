@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HASHHOP := $(VENV)/bin/hashhop
 STAMP := $(VENV)/.installed
-EXTRAS := dev,hf,train,openai,llama-server,report,lm-eval
+EXTRAS := dev,hf,llamacpp,train,openai,llama-server,report,lm-eval
 # llama.cpp's OpenAI-compatible server (for the openai backend's tests) compiles for
 # minutes: its wheel is built once into .whl/ and reused.
 LLAMA_WHEEL := llama-cpp-python==0.3.36
