@@ -159,7 +159,7 @@ def evaluate(
     elif backend == "hf":
         settings |= {"device": device, "batch_size": batch_size}
     elif backend == "llamacpp":
-        settings |= {"n_threads": threads}
+        settings |= {"threads": threads}
     rows = run_grid(
         make_backend(backend, **settings), grid, out,
         model_label=label or Path(model).stem, template=chosen_template, batch_size=batch_size,

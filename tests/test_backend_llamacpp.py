@@ -53,7 +53,7 @@ class Killable:
 
 @pytest.fixture(scope="module")
 def backend():
-    return make_backend("llamacpp", model="smollm2-135m", n_threads=1)
+    return make_backend("llamacpp", model="smollm2-135m", threads=1)
 
 
 @pytest.fixture(scope="module")

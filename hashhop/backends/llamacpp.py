@@ -30,24 +30,24 @@ class LlamaCppBackend:
     The KV cache is allocated for what the longest prompt so far needs (rounded up to a power
     of two, at most the model's trained context), not for the trained context itself: a model
     trained on 128K tokens would otherwise claim gigabytes to answer 2K-token prompts.
-    `n_threads` (default: every CPU this process may use; llama.cpp's own default, half of
+    `threads` (default: every CPU this process may use; llama.cpp's own default, half of
     them, leaves a core idle on a machine without SMT) does not change the answers.
     """
 
     def __init__(
-        self, *, model: str | Path, chat_template: bool = True, n_threads: int | None = None
+        self, *, model: str | Path, chat_template: bool = True, threads: int | None = None
     ) -> None:
         path = local_model(model, "model", "a .gguf file or a bundled model name (smollm2-135m)")
         if not path.is_file():
             raise HashHopError(f"{path} is not a file: the llamacpp backend reads one .gguf file")
-        if n_threads is not None and n_threads < 1:
-            raise HashHopError(f"n_threads must be at least 1, not {n_threads}")
+        if threads is not None and threads < 1:
+            raise HashHopError(f"threads must be at least 1, not {threads}")
         try:
             self.digest = model_digest(path)
         except OSError as error:
             raise HashHopError(f"cannot read {path}: {error.strerror}") from None
         self.path = path
-        self.n_threads = n_threads or len(os.sched_getaffinity(0))
+        self.threads = threads or len(os.sched_getaffinity(0))
         self._llama = self._load(FIRST_CONTEXT_TOKENS)
         self._trained_context = llama_cpp.llama_model_n_ctx_train(self._llama.model)
         template = self._llama.metadata.get(CHAT_TEMPLATE_KEY)
@@ -107,7 +107,7 @@ class LlamaCppBackend:
     def _load(self, n_ctx: int) -> llama_cpp.Llama:
         try:
             return llama_cpp.Llama(
-                str(self.path), n_ctx=n_ctx, n_threads=self.n_threads, verbose=False
+                str(self.path), n_ctx=n_ctx, n_threads=self.threads, verbose=False
             )
         except ValueError as error:
             raise HashHopError(f"llama.cpp cannot load {self.path}: {error}") from None
