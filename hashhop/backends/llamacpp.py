@@ -1,8 +1,9 @@
 """A GGUF model run in this process by llama.cpp (llama-cpp-python) as a backend.
 
 transformers de-quantizes a GGUF file to fp32 before it runs it; llama.cpp runs the quantized
-weights as they are, so the same file answers several times faster on a CPU
-(benchmarks/RESULTS.md). Prompts are sized and counted with the GGUF's own vocabulary, an
+weights as they are, so a model loads in a fraction of a second instead of half a minute and
+keeps its quantized size in memory (per prompt it was not faster on a shared 2-core CPU:
+benchmarks/RESULTS.md). Prompts are sized and counted with the GGUF's own vocabulary, an
 instruction-tuned model gets the chat template stored in its file as the hf backend applies
 it, and decoding is greedy. Nothing but the file is read: runs are reproducible offline.
 """
@@ -31,7 +32,8 @@ class LlamaCppBackend:
     of two, at most the model's trained context), not for the trained context itself: a model
     trained on 128K tokens would otherwise claim gigabytes to answer 2K-token prompts.
     `threads` (default: every CPU this process may use; llama.cpp's own default, half of
-    them, leaves a core idle on a machine without SMT) does not change the answers.
+    them, leaves a core idle on a machine without SMT) is not a setting of the answers: one
+    thread and two gave the same ones here.
     """
 
     def __init__(
