@@ -94,8 +94,8 @@ DEFAULT_EVAL_TOKENS = (500, 2000)
 
 @app.command(name="eval")
 def evaluate(
-    backend: Annotated[str, typer.Option(help="openai (any OpenAI-compatible server), hf (local transformers), hashhop (our checkpoints).")],
-    model: Annotated[str, typer.Option(help="Model name (openai), or a directory or .gguf file (hf, hashhop).")],
+    backend: Annotated[str, typer.Option(help="openai (any OpenAI-compatible server), hf (local transformers), llamacpp (a GGUF file in llama.cpp), hashhop (our checkpoints).")],
+    model: Annotated[str, typer.Option(help="Model name (openai), a directory or .gguf file (hf), a .gguf file (llamacpp), a checkpoint (hashhop); smollm2-135m for hf and llamacpp.")],
     out: Annotated[Path, typer.Option(help="Run directory: results.jsonl, run.json, cache.sqlite.")],
     suite: Annotated[str | None, typer.Option(help="A standard, versioned grid (v1: see the README); replaces --tokens, --hops, --cot and --samples.")] = None,
     tokens: Annotated[str | None, typer.Option(help="Sizes of the hash list in the model's tokens: 500,2000 or 1000..16000 (doubling). [default: 500,2000]")] = None,
@@ -117,6 +117,7 @@ def evaluate(
     concurrency: Annotated[int, typer.Option(help="openai: requests in flight.")] = 4,
     timeout: Annotated[float, typer.Option(help="openai: seconds per request before a retry.")] = 300.0,
     device: Annotated[str, typer.Option(help="hf: auto, cpu or cuda.")] = "auto",
+    threads: Annotated[int | None, typer.Option(help="llamacpp: CPU threads. [default: every CPU]")] = None,
 ) -> None:
     """Evaluate a model over context sizes x hops x answer modes; resumable (answers are cached)."""
     from hashhop.backends import make_backend
@@ -157,6 +158,8 @@ def evaluate(
         }
     elif backend == "hf":
         settings |= {"device": device, "batch_size": batch_size}
+    elif backend == "llamacpp":
+        settings |= {"threads": threads}
     rows = run_grid(
         make_backend(backend, **settings), grid, out,
         model_label=label or Path(model).stem, template=chosen_template, batch_size=batch_size,

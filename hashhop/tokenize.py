@@ -38,12 +38,11 @@ import string
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from hashlib import shake_256
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from hashhop.backends.bundled import resolve_model
+from hashhop.backends.bundled import local_model
 from hashhop.errors import HashHopError
 
 if TYPE_CHECKING:
@@ -151,11 +150,7 @@ class CharTokenizer(_NoIdentifiers):
 @functools.cache
 def _load_bpe(model: str) -> tokenizers.Tokenizer:
     """The tokenizer of a bundled model name, a `.gguf` file or a model directory; local files only."""
-    path = Path(resolve_model(model)).expanduser()
-    if not path.exists():
-        raise HashHopError(
-            f"no tokenizer at {path}: give a bundled model name, a .gguf file or a model directory"
-        )
+    path = local_model(model, "tokenizer", "a bundled model name, a .gguf file or a model directory")
     os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers reads it: never reach the hub
     try:
         import transformers

@@ -1,7 +1,7 @@
 """Backends by name, so a config file or the command line can pick one with a string.
 
 Each backend lives in its own module and is imported only when asked for, so `import
-hashhop` works without torch, transformers or httpx installed.
+hashhop` works without torch, transformers, llama-cpp-python or httpx installed.
 """
 
 import importlib
@@ -14,6 +14,7 @@ from hashhop.errors import HashHopError
 _FACTORIES: dict[str, tuple[str, str, str]] = {
     "openai": ("hashhop.backends.openai", "OpenAIBackend", "openai"),
     "hf": ("hashhop.backends.hf", "HFBackend", "hf"),
+    "llamacpp": ("hashhop.backends.llamacpp", "LlamaCppBackend", "llamacpp"),
     "hashhop": ("hashhop.backends.hashhop", "CheckpointBackend", "train"),
 }
 BACKEND_KINDS: tuple[str, ...] = tuple(_FACTORIES)

@@ -7,6 +7,8 @@ know nothing else about it.
 from dataclasses import dataclass
 from typing import Protocol
 
+from hashhop.errors import HashHopError
+
 
 @dataclass(frozen=True)
 class Completion:
@@ -56,3 +58,18 @@ class Backend(Protocol):
 def model_identity(settings: dict[str, object]) -> str:
     """What names the model in results: its content digest, or for an API model its name."""
     return str(settings.get("model_digest") or settings["model"])
+
+
+def user_turn(prompt: str) -> list[dict[str, str]]:
+    """The chat a chat model is given: the prompt as one user turn, with no system prompt of
+    ours, so every backend that applies a chat template asks the same question."""
+    return [{"role": "user", "content": prompt}]
+
+
+def check_context_window(prompt_tokens: int, max_new_tokens: int, window: int | None, model: str) -> None:
+    """Refuse a prompt whose answer would not fit the model's context window: it is never cut."""
+    if window is not None and prompt_tokens + max_new_tokens > window:
+        raise HashHopError(
+            f"a prompt of {prompt_tokens} tokens plus {max_new_tokens} new ones exceeds "
+            f"the context window of {window} tokens of {model}"
+        )

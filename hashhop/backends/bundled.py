@@ -19,6 +19,16 @@ BUNDLED_MODELS: dict[str, tuple[str, str, str]] = {
 }
 
 
+def local_model(model: str | Path, what: str, choices: str) -> Path:
+    """The absolute path behind a `--model` argument (a bundled name or a path), which must
+    exist, so a missing model is named before any time goes into importing and loading one:
+    `no {what} at PATH: give {choices}`."""
+    path = Path(resolve_model(str(model))).expanduser().resolve()
+    if not path.exists():
+        raise HashHopError(f"no {what} at {path}: give {choices}")
+    return path
+
+
 def resolve_model(model: str) -> str:
     """The file behind a bundled model's name; any other name or path comes back unchanged."""
     if model not in BUNDLED_MODELS:

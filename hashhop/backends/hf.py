@@ -15,8 +15,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 import torch
 import transformers
 
-from hashhop.backends.base import Completion
-from hashhop.backends.bundled import resolve_model
+from hashhop.backends.base import Completion, check_context_window, user_turn
+from hashhop.backends.bundled import local_model
 from hashhop.errors import HashHopError
 from hashhop.model_digest import model_digest
 
@@ -43,9 +43,7 @@ class HFBackend:
         chat_template: bool = True,
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> None:
-        path = Path(resolve_model(str(model))).expanduser().resolve()
-        if not path.exists():
-            raise HashHopError(f"no model at {path}: give a model directory or a .gguf file")
+        path = local_model(model, "model", "a model directory or a .gguf file")
         if device not in DEVICES:
             raise HashHopError(f"device must be one of {DEVICES}, not {device!r}")
         if batch_size < 1:
@@ -125,9 +123,7 @@ class HFBackend:
         if self.chat_template:
             texts = [
                 self._tokenizer.apply_chat_template(
-                    [{"role": "user", "content": prompt}],
-                    add_generation_prompt=True,
-                    tokenize=False,
+                    user_turn(prompt), add_generation_prompt=True, tokenize=False
                 )
                 for prompt in prompts
             ]
@@ -137,12 +133,7 @@ class HFBackend:
             texts, return_tensors="pt", padding=True, add_special_tokens=not self.chat_template
         ).to(self.device)
         prompt_tokens = inputs.attention_mask.sum(dim=1).tolist()
-        window = self.context_window
-        if window is not None and max(prompt_tokens) + max_new_tokens > window:
-            raise HashHopError(
-                f"a prompt of {max(prompt_tokens)} tokens plus {max_new_tokens} new ones exceeds "
-                f"the context window of {window} tokens of {self.path.name}"
-            )
+        check_context_window(max(prompt_tokens), max_new_tokens, self.context_window, self.path.name)
         start = time.perf_counter()
         with torch.inference_mode():
             output = self._model.generate(

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from hashhop.backends.base import Completion
+from hashhop.backends.base import Completion, user_turn
 from hashhop.errors import HashHopError
 
 ENDPOINTS = ("chat", "completions")
@@ -130,7 +130,7 @@ class OpenAIBackend:
     def _complete_one(self, client: httpx.Client, prompt: str, max_new_tokens: int) -> Completion:
         if self.endpoint == "chat":
             path = "chat/completions"
-            body: dict[str, object] = {"messages": [{"role": "user", "content": prompt}]}
+            body: dict[str, object] = {"messages": user_turn(prompt)}
         else:
             path = "completions"
             body = {"prompt": prompt}
