@@ -243,6 +243,15 @@ def report(
     typer.echo(paths.table)
 
 
+def _add_code_commands() -> None:
+    """`hashhop code ...` lives in hashhop/code/cli.py; its imports are as lazy as these."""
+    from hashhop.code.cli import code_app
+
+    app.add_typer(code_app, name="code")
+
+
+_add_code_commands()
+
 USAGE_ERROR_STATUS = 2
 
 

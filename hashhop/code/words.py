@@ -17,8 +17,12 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+")
 _CAMEL_PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 
 STOP_WORDS = frozenset(
-    """a an and are as at be by for from has have if in into is it its of on or that the this
-    to was were will with which self cls none true false def return pass else elif not""".split()
+    {
+        "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "have", "if", "in",
+        "into", "is", "it", "its", "of", "on", "or", "that", "the", "this", "to", "was", "were",
+        "will", "with", "which", "self", "cls", "none", "true", "false", "def", "return", "pass",
+        "else", "elif", "not",
+    }
 )
 """English glue and Python words on nearly every line: they rank nothing."""
 
@@ -36,18 +40,17 @@ def name_key(name: str) -> str:
     return name.replace("_", "").replace("-", "").replace(" ", "").lower()
 
 
-@lru_cache(maxsize=1 << 16)
-def _stem(word: str) -> str:
-    return _stemmer.stemWord(word)
-
-
 def search_words(text: str) -> list[str]:
     """Stemmed words of `text`: each identifier's parts, and the whole identifier when it has
     several (so `commonprefix` and `common_prefix` both match), without stop words."""
-    words: list[str] = []
-    for identifier in _IDENTIFIER.findall(text):
-        parts = identifier_parts(identifier)
-        words.extend(_stem(part) for part in parts if part not in STOP_WORDS and len(part) > 1)
-        if len(parts) > 1:
-            words.append(name_key(identifier))
-    return words
+    return [word for identifier in _IDENTIFIER.findall(text) for word in _identifier_words(identifier)]
+
+
+@lru_cache(maxsize=1 << 18)
+def _identifier_words(identifier: str) -> tuple[str, ...]:
+    """Cached: a tree repeats its identifiers, and splitting and stemming is the slow part."""
+    parts = identifier_parts(identifier)
+    words = [_stemmer.stemWord(part) for part in parts if part not in STOP_WORDS and len(part) > 1]
+    if len(parts) > 1:
+        words.append(name_key(identifier))
+    return tuple(words)

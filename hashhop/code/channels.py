@@ -1,0 +1,104 @@
+"""The lexical channels of code search: names (exact and fuzzy) and BM25 over words.
+
+Each channel maps a query to {symbol position: score in [0, 1]} for its best candidates;
+`search.py` fuses them. Scores are comparable across queries (1 = as good as this channel
+can say), which a fusion by weighted sum needs.
+"""
+
+from __future__ import annotations
+
+import bm25s
+import numpy as np
+from rapidfuzz import distance, process
+
+from hashhop.code.symbols import Symbol
+from hashhop.code.words import name_key, search_words
+
+MAX_NAME_EDITS = 2
+"""Typos a name match forgives: two edits (a transposition is one) cover most slips."""
+EDIT_PENALTY = 0.2
+"""Score lost per edit: a name equal up to case and separators scores 1, one typo 0.8, two 0.6."""
+SAME_SPELLING_BONUS = 0.3
+"""Added where the name is spelled exactly as asked: `Repr` finds the class before `repr`."""
+NAME_WORDS_WEIGHT = 3
+"""A symbol's own name words count this many times in its BM25 document: the name says
+what a function does more densely than its body."""
+NAME_QUERY_MAX_WORDS = 3
+"""Longer queries are sentences, not names; the name channel stays out of them."""
+
+
+def prominence(symbol: Symbol) -> float:
+    """A prior in [0, 1) among equally good matches: public before private, shallow modules
+    before deep ones, so `os.path.join` comes before `_pyio._helper.join`."""
+    private = sum(part.startswith("_") and not part.startswith("__") for part in (symbol.module + "." + symbol.qualname).split("."))
+    depth = symbol.module.count(".") + symbol.qualname.count(".")
+    return 1.0 / (1.0 + private + 0.25 * depth)
+
+
+class NameChannel:
+    """Query -> symbols whose name is within two edits of it, compared case- and
+    separator-blind (`foobar`, `fooBar`, `foo_bar`). A dotted query (`Counter.most_common`)
+    matches its last part and rewards symbols whose qualified name holds the rest."""
+
+    def __init__(self, symbols: list[Symbol]):
+        keys: dict[str, list[int]] = {}
+        for position, symbol in enumerate(symbols):
+            keys.setdefault(name_key(symbol.name), []).append(position)
+        self.keys = list(keys)
+        self.positions = list(keys.values())
+        self.symbols = symbols
+
+    def scores(self, query: str, limit: int) -> dict[int, float]:
+        words = query.split()
+        if not words or len(words) > NAME_QUERY_MAX_WORDS:
+            return {}
+        *qualifiers, last = "".join(words).replace("(", "").replace(")", "").split(".")
+        wanted = name_key(last)
+        if not wanted:
+            return {}
+        matches = process.extract(
+            wanted, self.keys, scorer=distance.OSA.distance, score_cutoff=MAX_NAME_EDITS, limit=limit
+        )
+        found: dict[int, float] = {}
+        for _, edits, key_index in matches:
+            for position in self.positions[key_index]:
+                symbol = self.symbols[position]
+                score = 1.0 - EDIT_PENALTY * edits + SAME_SPELLING_BONUS * (symbol.name == last)
+                if qualifiers and not _holds(symbol, qualifiers):
+                    score -= EDIT_PENALTY
+                found[position] = score
+        return found
+
+
+def _holds(symbol: Symbol, qualifiers: list[str]) -> bool:
+    """Whether every qualifier of a dotted query names a part of the symbol's full name."""
+    parts = {name_key(part) for part in symbol.full_name.split(".")}
+    return all(name_key(qualifier) in parts for qualifier in qualifiers if qualifier)
+
+
+def symbol_words(symbol: Symbol) -> list[str]:
+    """The BM25 document of a symbol: its name words (weighted), module, signature, and
+    its source (with the docstring, if the index kept docstrings)."""
+    name = search_words(symbol.qualname.replace(".<locals>.", ".").replace(".", " "))
+    return name * NAME_WORDS_WEIGHT + search_words(symbol.module.replace(".", " ") + " " + symbol.signature + " " + symbol.source)
+
+
+class BM25Channel:
+    """Query words -> BM25 over each symbol's words, scaled so the best candidate scores 1."""
+
+    def __init__(self, symbols: list[Symbol]):
+        self.retriever = bm25s.BM25()
+        self.retriever.index([symbol_words(symbol) or [""] for symbol in symbols], show_progress=False)
+        self.vocabulary = self.retriever.vocab_dict
+
+    def scores(self, query: str, limit: int) -> dict[int, float]:
+        words = [word for word in search_words(query) if word in self.vocabulary]
+        if not words:
+            return {}
+        raw = self.retriever.get_scores(words)
+        limit = min(limit, len(raw))
+        best = np.argpartition(-raw, limit - 1)[:limit]
+        top = float(raw[best].max())
+        if top <= 0:
+            return {}
+        return {int(position): float(raw[position]) / top for position in best if raw[position] > 0}
