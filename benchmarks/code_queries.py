@@ -18,6 +18,7 @@ then pass --docs python3.11-doc/usr/share/doc/python3.11/html/_sources/library.
 from __future__ import annotations
 
 import argparse
+import gzip
 import importlib.metadata
 import importlib.util
 import json
@@ -382,6 +383,15 @@ def paraphrase_queries(symbols: list[Symbol], docs: Path) -> tuple[list[Query], 
     return queries, counts
 
 
+def docs_version(docs: Path) -> str:
+    """The Debian package version, from the changelog unpacked beside the reST sources."""
+    changelog = docs.resolve().parents[3] / "python3.11-doc" / "changelog.Debian.gz"
+    if not changelog.is_file():
+        return "(version unknown)"
+    with gzip.open(changelog, "rt") as file:
+        return file.readline().split("(")[1].split(")")[0]
+
+
 def write_set(path: Path, queries: list[Query]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as file:
@@ -410,7 +420,7 @@ def freeze(docs: Path, seed: int, out: Path = DATA) -> dict:
         "seed": seed,
         "symbols": len(symbols),
         "corpus": [{"root": root.path.name, "exclude": list(root.exclude)} for root in corpus_roots()],
-        "docs": "Debian python3.11-doc, html/_sources/library/*.rst.txt",
+        "docs": f"Debian python3.11-doc {docs_version(docs)}, html/_sources/library/*.rst.txt",
         "paraphrase_directives": vars(paraphrases),
         "queries": {name: len(queries) for name, queries in sets.items()},
     }

@@ -34,9 +34,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
+import bm25s
 import numpy as np
 from code_queries import DATA, SET_NAMES, Query, corpus_roots, corpus_versions, read_set
+from rapidfuzz import process
 
 from hashhop.code.index import CodeIndex, build_index, load_index, save_index
 from hashhop.code.search import CodeSearcher
@@ -68,16 +71,15 @@ Ranking = list[int]
 """Symbol positions, best first."""
 
 
-class System:
+class System(Protocol):
     """A search system over one corpus: `rank` gives up to `depth` positions for a query."""
 
     name: str
 
-    def rank(self, query: str, depth: int) -> Ranking:
-        raise NotImplementedError
+    def rank(self, query: str, depth: int) -> Ranking: ...
 
 
-class Hashhop(System):
+class Hashhop:
     def __init__(self, index: CodeIndex, channels: tuple[str, ...] | None, name: str):
         self.searcher = CodeSearcher(index, channels)
         self.name = name
@@ -92,43 +94,38 @@ def corpus_text(symbol: Symbol) -> str:
     return f"{symbol.full_name} {symbol.signature}\n{symbol.source}"
 
 
-class BM25Baseline(System):
+class BM25Baseline:
     """bm25s with its own tokenizer (words of two or more characters, English stop words)."""
 
     name = "bm25s"
 
     def __init__(self, symbols: list[Symbol]):
-        import bm25s
-
-        self.bm25s = bm25s
         self.retriever = bm25s.BM25()
         self.retriever.index(bm25s.tokenize([corpus_text(s) for s in symbols], stopwords="en", show_progress=False), show_progress=False)
         self.size = len(symbols)
 
     def rank(self, query: str, depth: int) -> Ranking:
-        tokens = self.bm25s.tokenize(query, stopwords="en", return_ids=False, show_progress=False)
+        tokens = bm25s.tokenize(query, stopwords="en", return_ids=False, show_progress=False)
         documents, scores = self.retriever.retrieve(tokens, k=min(depth, self.size), show_progress=False)
         return [int(doc) for doc, score in zip(documents[0], scores[0]) if score > 0]
 
 
-class FuzzyNameBaseline(System):
+class FuzzyNameBaseline:
     """rapidfuzz's process.extract over symbol names with its default scorer (WRatio)."""
 
     name = "rapidfuzz"
 
     def __init__(self, symbols: list[Symbol]):
-        from rapidfuzz import process
-
-        self.extract = process.extract
         self.names = [symbol.name for symbol in symbols]
 
     def rank(self, query: str, depth: int) -> Ranking:
-        return [position for _, _, position in self.extract(query, self.names, limit=depth)]
+        return [position for _, _, position in process.extract(query, self.names, limit=depth)]
 
 
-class MiniLMBaseline(System):
+class MiniLMBaseline:
     """all-MiniLM-L6-v2 sentence embeddings, cosine similarity; the model truncates long
-    code to its own limit (256 word pieces)."""
+    code to its own limit (256 word pieces). Imported here, not at the top: torch is slow
+    to import and the tests of this module's scoring do not need it."""
 
     name = "MiniLM"
 
@@ -213,11 +210,11 @@ def run_system(system: System, queries: list[str], depth: int) -> Run:
 def hybrid_run(parts: list[Run]) -> Run:
     """RRF of the baselines' rankings; its time per query is its parts' plus the fusion's."""
     run = Run()
-    for query_parts in zip(*(part.rankings for part in parts)):
+    for number, query_parts in enumerate(zip(*(part.rankings for part in parts))):
         started = time.perf_counter()
         run.rankings.append(reciprocal_rank_fusion(list(query_parts), DEPTH))
-        run.seconds.append(time.perf_counter() - started)
-    run.seconds = [fusion + sum(times) for fusion, *times in zip(run.seconds, *(part.seconds for part in parts))]
+        fusion_s = time.perf_counter() - started
+        run.seconds.append(fusion_s + sum(part.seconds[number] for part in parts))
     return run
 
 
@@ -408,17 +405,17 @@ def load_sets(names: list[str], limit: int | None) -> dict[str, list[Query]]:
     return {name: read_set(DATA / f"{name}.jsonl")[:limit] for name in names}
 
 
-def percent_cell(value: list[float]) -> str:
-    mean, low, high = (100 * v for v in value)
-    return f"{mean:.1f} [{low:.1f}, {high:.1f}]"
+def interval_cell(value: list[float], scale: float, digits: int) -> str:
+    mean, low, high = (scale * v for v in value)
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def table(results: dict[str, dict]) -> str:
     """A Markdown table: one row per set and system."""
-    lines = ["| set | system | Acc@1 % | MRR@10 ×100 | R@10 % | p50 ms | p99 ms |", "|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["| set | system | Acc@1 % | MRR@10 | R@10 % | p50 ms | p99 ms |", "|---|---|---:|---:|---:|---:|---:|"]
     for set_name, result in results.items():
         for system, row in result["systems"].items():
-            cells = [percent_cell(row[metric]) for metric in ("acc@1", "mrr@10", "r@10")]
+            cells = [interval_cell(row["acc@1"], 100, 1), interval_cell(row["mrr@10"], 1, 3), interval_cell(row["r@10"], 100, 1)]
             lines.append(f"| {set_name} ({row['queries']}) | {system} | {' | '.join(cells)} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} |")
     return "\n".join(lines)
 
