@@ -304,7 +304,7 @@ def hashhop_systems(index: CodeIndex, notes: list[str]) -> list[System]:
 
 
 def build_corpus(docstrings: bool) -> CodeIndex:
-    """One index per corpus root, combined; the build itself is timed in `measure_costs`."""
+    """One index per corpus root, combined; the build itself is timed in `build_costs`."""
     return CodeIndex.combine([build_index(root.path, root.exclude, docstrings=docstrings)[0] for root in corpus_roots()])
 
 
@@ -338,7 +338,7 @@ def evaluate_corpus(docstrings: bool, sets: dict[str, list[Query]], embed_missin
 
 
 def build_costs() -> dict:
-    """Run in a fresh process, so its peak resident memory is the build's, the save's, the
+    """Run in a fresh process, so its peak resident memory (ru_maxrss, imports included) is the build's, the save's, the
     load's and one search's, not the benchmark's."""
     started = time.perf_counter()
     index = build_corpus(docstrings=True)
