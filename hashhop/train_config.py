@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import Field as DataclassField
 from dataclasses import fields
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
@@ -24,6 +25,7 @@ from hashhop.task import TaskSpec
 from hashhop.tokenize import check_tokenizer_options
 
 DEVICE_PATTERN = r"^(auto|cpu|cuda(:\d+)?)$"
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 
 class _Strict(BaseModel):
@@ -85,6 +87,13 @@ class TrainConfig(_Strict):
 
 def load_config(path: Path | None, overrides: list[str]) -> TrainConfig:
     """A checked config from a TOML file (or defaults), with `a.b=value` overrides (values in TOML syntax)."""
+    config = checked_config(TrainConfig, read_config_data(path, overrides))
+    _check_parts(config)
+    return config
+
+
+def read_config_data(path: Path | None, overrides: list[str]) -> dict:
+    """A TOML file's tables (or none) with `a.b=value` overrides applied, unchecked."""
     data: dict = {}
     if path is not None:
         try:
@@ -106,13 +115,16 @@ def load_config(path: Path | None, overrides: list[str]) -> TrainConfig:
             if not isinstance(node, dict):
                 raise HashHopError(f"override {override!r}: {parent} is a value, not a table of fields")
         node[leaf] = value
+    return data
+
+
+def checked_config(config_class: type[ConfigT], data: dict) -> ConfigT:
+    """`config_class(**data)`, its first validation error as one line naming the field."""
     try:
-        config = TrainConfig(**data)
+        return config_class(**data)
     except ValidationError as error:
         first = error.errors()[0]
         raise HashHopError(f"config: {'.'.join(map(str, first['loc']))}: {first['msg']} (got {first['input']!r})") from None
-    _check_parts(config)
-    return config
 
 
 def _check_parts(config: TrainConfig) -> None:

@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from hashhop.errors import HashHopError
+
 code_app = typer.Typer(
     help="Code memory: find functions, methods and classes of a Python tree by name, typo or description.",
     no_args_is_help=True,
@@ -25,13 +27,18 @@ def index_tree(
     exclude: Annotated[list[str] | None, typer.Option(help="Glob of files or directories to leave out (repeatable), e.g. 'tests' or '*/test_*.py'.")] = None,
     docstrings: Annotated[bool, typer.Option("--docstrings/--no-docstrings", help="Keep docstrings in the index (searchable).")] = True,
     full: Annotated[bool, typer.Option("--full", help="Re-parse every file even if the index is up to date.")] = False,
+    encoder: Annotated[Path | None, typer.Option(help="A trained code encoder (hashhop code train) for search by description; an updated index keeps its own.")] = None,
 ) -> None:
     """Parse every .py file (never importing it) and write the index atomically."""
+    from hashhop.code.encoder import CodeEncoder
     from hashhop.code.index import CodeIndex, build_index, load_index, save_index
     from hashhop.dataset import check_parent_dir
 
     check_parent_dir(output)
+    trained = CodeEncoder.load(encoder) if encoder is not None else None
     previous = load_index(output) if output.exists() and not full else None
+    if trained is None and previous is not None:
+        trained = previous.encoder
     started = time.perf_counter()
     built = []
     parsed = reused = 0
@@ -41,7 +48,7 @@ def index_tree(
         )
         built.append(index)
         parsed, reused = parsed + report.parsed, reused + report.reused
-    combined = CodeIndex.combine(built)
+    combined = CodeIndex.combine(built).with_encoder(trained)
     save_index(combined, output)
     skipped = f", skipped {len(combined.skipped)}" if combined.skipped else ""
     typer.echo(
@@ -72,6 +79,41 @@ def search(
         typer.echo(f"    {row['signature']}")
         if row["summary"]:
             typer.echo(f"    {row['summary']}")
+
+
+@code_app.command("serve")
+def serve(
+    index: Annotated[Path, typer.Argument(help="Index file written by `hashhop code index`.")],
+    port: Annotated[int | None, typer.Option(help="Serve streamable HTTP on 127.0.0.1:PORT (loopback only; 0 picks a free port) instead of stdio.", min=0, max=65535)] = None,
+) -> None:
+    """Serve an index to coding agents as an MCP server: tools search_code and get_source.
+
+    Over stdio by default: the agent starts the server itself. Register it in the client's MCP config (Claude Desktop: claude_desktop_config.json; Claude Code: .mcp.json in the project, or `claude mcp add hashhop-code -- hashhop code serve /abs/path/code.idx`):
+
+    {"mcpServers": {"hashhop-code": {"command": "hashhop", "args": ["code", "serve", "/abs/path/code.idx"]}}}
+
+    With --port it listens at http://127.0.0.1:PORT/mcp instead, for clients that connect by URL.
+    """
+    try:
+        from hashhop.code.serve import serve_index
+    except ModuleNotFoundError as error:
+        raise HashHopError(f"hashhop code serve needs the package {error.name!r}: pip install 'hashhop[code]'") from None
+
+    serve_index(index, port)
+
+
+@code_app.command("train")
+def train_encoder(
+    config: Annotated[Path | None, typer.Option(help="TOML config (see configs/code_encoder.toml).")] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a field: --set steps=500 (TOML values).")] = None,
+) -> None:
+    """Train the code encoder on installed packages (never imported), holding out the trees it is evaluated on."""
+    from hashhop.code.encoder_training import load_encoder_config
+    from hashhop.code.encoder_training import train_encoder as train
+
+    settings = load_encoder_config(config, overrides or [])
+    train(settings, log=lambda line: typer.echo(line, err=True))
+    typer.echo(f"saved the code encoder to {settings.out_dir}", err=True)
 
 
 def _warn(message: str) -> None:

@@ -1,21 +1,25 @@
 """A code index: every symbol of a Python tree, kept per file so a rebuild re-parses only
 what changed, saved as one versioned file that is written atomically.
 
-The file is a zip archive (`meta.json`, `files.json`, `symbols.json`): readable with any
-zip tool, and one `os.replace` makes a new version appear whole.
+The file is a zip archive (`meta.json`, `files.json`, and with a trained encoder its files
+under `encoder/` and the symbols' vectors in `vectors.npy`): readable with any zip tool,
+and one `os.replace` makes a new version appear whole.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
+from hashhop.code.encoder import CodeEncoder
 from hashhop.code.symbols import (
     SkippedFile,
     Symbol,
@@ -30,6 +34,7 @@ from hashhop.errors import HashHopError
 FORMAT = "hashhop-code-index"
 FORMAT_VERSION = 1
 _SYMBOL_FIELDS = [symbol_field.name for symbol_field in fields(Symbol)]
+ENCODER_DIR = "encoder/"
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,14 @@ class CodeIndex:
     files: dict[str, IndexedFile] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     docstrings: bool = True
+    encoder: CodeEncoder | None = None
+    vectors: np.ndarray | None = None
+    """[n_symbols, d] unit vectors of `symbols` by `encoder`, in the same order."""
+
+    def with_encoder(self, encoder: CodeEncoder | None) -> CodeIndex:
+        """This index with every symbol embedded by `encoder` (None: no learned channel)."""
+        vectors = encoder.encode_symbols(self.symbols) if encoder is not None else None
+        return replace(self, encoder=encoder, vectors=vectors)
 
     @property
     def symbols(self) -> list[Symbol]:
@@ -157,6 +170,12 @@ def save_index(index: CodeIndex, path: Path) -> None:
     with atomic_output(Path(path)) as file, zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         archive.writestr("meta.json", json.dumps(meta, indent=1))
         archive.writestr("files.json", json.dumps({"fields": _SYMBOL_FIELDS, "files": files}, separators=(",", ":")))
+        if index.encoder is not None:
+            for name, data in index.encoder.to_files().items():
+                archive.writestr(f"{ENCODER_DIR}{name}", data)
+            vectors = io.BytesIO()
+            np.save(vectors, index.vectors.astype(np.float16), allow_pickle=False)  # half the bytes, same ranking
+            archive.writestr("vectors.npy", vectors.getvalue())
 
 
 
@@ -173,7 +192,12 @@ def load_index(path: Path) -> CodeIndex:
             if meta.get("version") != FORMAT_VERSION:
                 raise HashHopError(f"{path} is a version {meta.get('version')} code index; this hashhop reads version {FORMAT_VERSION}: rebuild it")
             stored = json.loads(archive.read("files.json"))
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError) as error:
+            encoder_files = {
+                name.removeprefix(ENCODER_DIR): archive.read(name) for name in archive.namelist() if name.startswith(ENCODER_DIR)
+            }
+            encoder = CodeEncoder.from_files(encoder_files, str(path)) if encoder_files else None
+            vectors = np.load(io.BytesIO(archive.read("vectors.npy")), allow_pickle=False).astype(np.float32) if encoder else None
+    except (zipfile.BadZipFile, KeyError, ValueError, UnicodeDecodeError) as error:
         raise HashHopError(f"{path} is not a readable code index ({error})") from None
     if stored["fields"] != _SYMBOL_FIELDS:
         raise HashHopError(f"{path} stores symbols with other fields: rebuild it")
@@ -186,7 +210,7 @@ def load_index(path: Path) -> CodeIndex:
         )
         for key, entry in stored["files"].items()
     }
-    return CodeIndex(roots=meta["roots"], files=files, skipped=meta["skipped"], docstrings=meta["docstrings"])
+    return CodeIndex(roots=meta["roots"], files=files, skipped=meta["skipped"], docstrings=meta["docstrings"], encoder=encoder, vectors=vectors)
 
 
 def _tuples_back(values: list) -> list:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hashhop.code.channels import BM25Channel, NameChannel, prominence
+from hashhop.code.channels import BM25Channel, EncoderChannel, NameChannel, prominence
 from hashhop.code.index import CodeIndex
 from hashhop.code.symbols import Symbol
 from hashhop.errors import HashHopError
 
-CHANNEL_WEIGHTS = {"names": 1.0, "bm25": 0.5}
+CHANNEL_WEIGHTS = {"names": 1.0, "bm25": 0.5, "encoder": 0.5}
 """Fusion weights. A name match decides where there is one; words rank the rest."""
 PROMINENCE_WEIGHT = 0.05
 """How much `prominence` (public, shallow) moves a symbol among equally scored ones."""
@@ -47,9 +47,15 @@ class CodeSearcher:
     """Ranked search over one index; build once, then `search` as often as needed."""
 
     def __init__(self, index: CodeIndex, channels: tuple[str, ...] | None = None):
+        """`channels` picks a subset (an ablation); by default every channel the index
+        supports: `encoder` needs an index built with one (`hashhop code index --encoder`)."""
         available = {"names": NameChannel, "bm25": BM25Channel}
+        if index.encoder is not None:
+            available["encoder"] = lambda symbols: EncoderChannel(index.encoder, index.vectors)
         chosen = channels if channels is not None else tuple(available)
         unknown = [name for name in chosen if name not in available]
+        if unknown == ["encoder"]:
+            raise HashHopError("this index has no encoder: build it with `hashhop code index --encoder DIR`")
         if unknown or not chosen:
             raise HashHopError(f"unknown search channel {unknown[0] if unknown else '(none)'!r}; choose from: {', '.join(available)}")
         self.symbols = index.symbols

@@ -54,3 +54,13 @@ def _identifier_words(identifier: str) -> tuple[str, ...]:
     if len(parts) > 1:
         words.append(name_key(identifier))
     return tuple(words)
+
+
+_SENTENCE_END = re.compile(r"(.+?[.!?])(?:\s|$)")
+
+
+def first_sentence(docstring: str) -> str:
+    """A docstring's summary sentence, on one line: what a user asking for the code would say."""
+    text = " ".join(docstring.split())
+    match = _SENTENCE_END.match(text)
+    return match.group(1) if match else text
