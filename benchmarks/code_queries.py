@@ -28,7 +28,7 @@ import string
 import sys
 import sysconfig
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,7 +102,8 @@ def _is_dunder(name: str) -> bool:
     return name.startswith("__") and name.endswith("__")
 
 
-def _full_names_by(symbols: Iterable[Symbol], key) -> dict[str, tuple[str, ...]]:
+def _full_names_by(symbols: Iterable[Symbol], key: Callable[[Symbol], str]) -> dict[str, tuple[str, ...]]:
+    """key -> sorted full names of the symbols that have it; an empty key groups nothing."""
     grouped: dict[str, set[str]] = defaultdict(set)
     for symbol in symbols:
         value = key(symbol)
