@@ -450,6 +450,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help=f"smoke test: {QUICK_LIMIT} queries a set, no cost measurements, MiniLM only if cached")
     parser.add_argument("--out", type=Path, default=Path("runs/code_search/results.json"))
     args = parser.parse_args()
+    commit = git_commit()  # before the run: the tree may change while it runs
     names = [name.strip() for name in args.sets.split(",") if name.strip()]
     unknown = [name for name in names if name not in SET_NAMES]
     if unknown:
@@ -474,7 +475,7 @@ def main() -> None:
     report = {
         "command": " ".join(["python", *sys.argv]),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "machine": machine(),
         "encoder": str(args.encoder) if args.encoder else None,
         "versions": corpus_versions(),
