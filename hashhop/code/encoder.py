@@ -34,6 +34,8 @@ ENCODER_FORMAT = "hashhop-code-encoder"
 ENCODER_VERSION = 1
 QUERY, NAME, BODY = 0, 1, 2
 """Rows of `pool_weights`: one pooling weight per word for each bag."""
+PAD = -1
+"""Index of no word, padding a batch of bags to one length in training."""
 MAX_BODY_WORDS = 512
 """A body's first words; the rest of a long function adds cost and little meaning."""
 

@@ -9,9 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hashhop.code.encoder import BODY, NAME, QUERY, CodeEncoder
+from hashhop.code.encoder import BODY, NAME, PAD, QUERY, CodeEncoder
 
-PAD = -1
 TABLE_INIT_STD = 0.02
 """Learned rows start small, so at first a word is its random features: an untrained
 encoder already matches identical words, and training adds what words mean."""

@@ -18,13 +18,14 @@ import math
 import sysconfig
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from hashhop.code.encoder import CodeEncoder, symbol_bags, word_rows
+from hashhop.code.encoder import PAD, CodeEncoder, symbol_bags, word_rows
 from hashhop.code.index import build_index
 from hashhop.code.symbols import Symbol
 from hashhop.code.words import first_sentence, search_words
@@ -34,7 +35,8 @@ from hashhop.train_config import checked_config, read_config_data
 
 MIN_SUMMARY_WORDS = 4
 """Shorter summaries ("Constructor.", "Return x.") say too little to learn from or to ask."""
-PAD = -1
+MIN_LR_RATIO = 0.1
+"""The learning rate decays along a cosine to this fraction of `lr`."""
 
 
 class EncoderTrainConfig(BaseModel):
@@ -93,7 +95,7 @@ def _body_key(symbol: Symbol) -> str:
     return hashlib.sha256(" ".join(symbol.code.split()).encode()).hexdigest()
 
 
-def collect_pairs(config: EncoderTrainConfig, log=print) -> list[Pair]:
+def collect_pairs(config: EncoderTrainConfig, log: Callable[[str], None] = print) -> list[Pair]:
     """(summary, docstring-free code) pairs from the training packages, one per distinct
     body, none whose body or summary occurs in a held-out tree."""
     exclude = tuple(config.exclude)
@@ -167,7 +169,7 @@ def build_vocabulary(tokens: TokenizedPairs, min_count: int) -> dict[str, int]:
     return {tokens.words[index]: row for row, index in enumerate(frequent)}
 
 
-def train_encoder(config: EncoderTrainConfig, log=print) -> CodeEncoder:
+def train_encoder(config: EncoderTrainConfig, log: Callable[[str], None] = print) -> CodeEncoder:
     """Collect pairs, train, and return the exported numpy encoder (also saved to out_dir)."""
     import torch
     from tqdm import tqdm
@@ -192,8 +194,9 @@ def train_encoder(config: EncoderTrainConfig, log=print) -> CodeEncoder:
     generator = torch.Generator().manual_seed(config.seed)
     progress = tqdm(range(config.steps), desc="training code encoder", unit="step")
     for step in progress:
-        for group in optimizer.param_groups:  # cosine decay to 10%
-            group["lr"] = config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / config.steps)))
+        for group in optimizer.param_groups:
+            cosine = 0.5 * (1 + math.cos(math.pi * step / config.steps))
+            group["lr"] = config.lr * (MIN_LR_RATIO + (1 - MIN_LR_RATIO) * cosine)
         batch = torch.randint(n_train, (config.batch_size,), generator=generator)
         queries, codes = model(rows, features, *(arrays[name][batch] for name in ("query", "name", "body")))
         loss = info_nce(queries, codes, model.log_scale)
