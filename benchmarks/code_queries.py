@@ -32,14 +32,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hashhop.code.symbols import (
-    SkippedFile,
-    Symbol,
-    iter_python_files,
-    module_name,
-    parse_symbols,
-    read_python,
-)
+from hashhop.code.index import build_index
+from hashhop.code.symbols import Symbol
 from hashhop.code.words import identifier_parts, name_key
 
 DATA = Path(__file__).resolve().parent / "data" / "code_search"
@@ -87,15 +81,8 @@ def corpus_versions() -> dict[str, str]:
 
 
 def read_tree(root: Path, exclude: tuple[str, ...]) -> list[Symbol]:
-    """Every symbol under `root`, named as the code index names them (package from __init__.py)."""
-    package = root.resolve().name if (root / "__init__.py").is_file() else ""
-    symbols: list[Symbol] = []
-    for relative, path in iter_python_files(root, exclude):
-        try:
-            symbols.extend(parse_symbols(read_python(path), module_name(relative, package), relative))
-        except SkippedFile:
-            continue
-    return symbols
+    """Every symbol under `root`, exactly as the code index reads them."""
+    return build_index(root, exclude)[0].symbols
 
 
 def _is_dunder(name: str) -> bool:
