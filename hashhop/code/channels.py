@@ -16,7 +16,7 @@ from rapidfuzz import distance, process
 
 from hashhop.code.encoder import CodeEncoder
 from hashhop.code.symbols import Symbol
-from hashhop.code.words import name_key, search_words
+from hashhop.code.words import name_key, search_words, symbol_words
 
 MAX_NAME_EDITS = 2
 """Typos a name match forgives: two edits (a transposition is one) cover most slips."""
@@ -80,11 +80,10 @@ def _holds(symbol: Symbol, qualifiers: list[str]) -> bool:
     return all(name_key(qualifier) in parts for qualifier in qualifiers if qualifier)
 
 
-def symbol_words(symbol: Symbol) -> list[str]:
-    """The BM25 document of a symbol: its name words (weighted), module, signature, and
-    its source (with the docstring, if the index kept docstrings)."""
-    name = search_words(symbol.qualname.replace(".<locals>.", ".").replace(".", " "))
-    return name * NAME_WORDS_WEIGHT + search_words(symbol.module.replace(".", " ") + " " + symbol.signature + " " + symbol.source)
+def bm25_document(symbol: Symbol) -> list[str]:
+    """A symbol's BM25 words: its name words counted NAME_WORDS_WEIGHT times, then the rest."""
+    name, body = symbol_words(symbol)
+    return name * NAME_WORDS_WEIGHT + body
 
 
 class BM25Channel:
@@ -96,7 +95,7 @@ class BM25Channel:
     def __init__(self, symbols: list[Symbol], retriever: bm25s.BM25 | None = None):
         if retriever is None:
             retriever = bm25s.BM25()
-            retriever.index([symbol_words(symbol) or [""] for symbol in symbols], show_progress=False)
+            retriever.index([bm25_document(symbol) or [""] for symbol in symbols], show_progress=False)
         self.retriever = retriever
         self.vocabulary = retriever.vocab_dict
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from hashhop.code.symbols import Symbol
-from hashhop.code.words import search_words
+from hashhop.code.words import search_words, symbol_words
 from hashhop.dataset import atomic_output
 from hashhop.errors import HashHopError
 from hashhop.tokenize import random_features
@@ -41,9 +41,8 @@ MAX_BODY_WORDS = 512
 
 
 def symbol_bags(symbol: Symbol) -> tuple[list[str], list[str]]:
-    """(name words, body words) of a symbol, as the code tower reads it."""
-    name = search_words(symbol.qualname.replace(".<locals>.", ".").replace(".", " "))
-    body = search_words(symbol.module.replace(".", " ") + " " + symbol.signature + " " + symbol.source)
+    """(name words, body words) of a symbol as the code tower reads it: the body cut short."""
+    name, body = symbol_words(symbol)
     return name, body[:MAX_BODY_WORDS]
 
 

@@ -12,6 +12,8 @@ from functools import lru_cache
 
 import Stemmer
 
+from hashhop.code.symbols import Symbol
+
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+")
 # Boundaries inside an identifier: lower->Upper, ACRONYMWord, letter<->digit.
 _CAMEL_PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
@@ -64,3 +66,12 @@ def first_sentence(docstring: str) -> str:
     text = " ".join(docstring.split())
     match = _SENTENCE_END.match(text)
     return match.group(1) if match else text
+
+
+def symbol_words(symbol: Symbol) -> tuple[list[str], list[str]]:
+    """(name words, body words) of a symbol: its qualified name's words; its module,
+    signature and source (with the docstring, if the index kept it). BM25 and the encoder
+    both read a symbol through this one split."""
+    name = search_words(symbol.qualname.replace(".<locals>.", ".").replace(".", " "))
+    body = search_words(symbol.module.replace(".", " ") + " " + symbol.signature + " " + symbol.source)
+    return name, body
