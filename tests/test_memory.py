@@ -134,10 +134,37 @@ def test_decoding_reads_what_training_reads():
     pieces = TOKENIZER.pieces(context_text(sample))  # split where training's tokens split
     asked = len(TOKENIZER.pieces(question(sample)))
     memory = ingest(model, TOKENIZER, ["".join(pieces[:-asked])], progress=False)
-    MemoryDecoder(model, TOKENIZER, memory, exact=True).continue_text("".join(pieces[-asked:]), 1)
+    decoder = MemoryDecoder(model, TOKENIZER, memory, exact=True)
+    step_read = decoder.numpy_step.read
+    decoder.numpy_step.read = lambda *args: captured.append(step_read(*args)) or captured[-1]
+    decoder.continue_text("".join(pieces[-asked:]), 1)
     kept = len(memory.store) / memory.n_tokens
     assert 0.2 < kept < 0.8, f"{kept:.0%} of positions kept: the gate floor is not exercised"
-    assert torch.allclose(captured[0][0], captured[1][0], atol=1e-3)
+    assert np.allclose(captured[0][0].numpy(), captured[1], atol=1e-3)
+
+
+@pytest.mark.parametrize("settings", [{}, {"n_layers": 2, "positional": "rope", "n_reads": 2}])
+def test_the_numpy_decode_step_computes_what_the_torch_model_computes(settings):
+    """Local decoder (a short window is zero padded, as in training), reads over the same
+    entries, and the pointer head: numpy and torch agree."""
+    from hashhop.memory.model import Found
+    from hashhop.memory.numpy_step import NumpyStep
+
+    model = untrained(seed=3, **settings)
+    step = NumpyStep(model)
+    generator = torch.Generator().manual_seed(0)
+    window = torch.randn(1, 11, 32, generator=generator)
+    agreement, bias, values = torch.rand(1, 9, generator=generator), -torch.rand(1, 9, generator=generator), torch.randn(1, 9, 32, generator=generator)
+    candidates = torch.randn(1, 5, 32, generator=generator)
+    with torch.no_grad():
+        x, recent = model.local_state(window, torch.tensor([0]), torch.tensor([10]))
+        hidden = model.read(x, recent, lambda query: Found(agreement, bias, values))
+        logits = model.head(hidden[:, None], model.embedding, candidates, None)[0, 0]
+    numpy_x, numpy_recent = step.local(window[0].numpy())
+    numpy_hidden = step.read(numpy_x, numpy_recent, lambda query: (agreement[0].numpy(), bias[0].numpy(), values[0].numpy()))
+    assert np.allclose(numpy_x, x[0].numpy(), atol=1e-4) and np.allclose(numpy_recent, recent[0].numpy(), atol=1e-5)
+    assert np.allclose(numpy_hidden, hidden[0].numpy(), atol=1e-4)
+    assert np.allclose(step.logits(numpy_hidden, candidates[0].numpy()), logits.numpy(), atol=1e-4)
 
 
 def test_saved_memory_reloads_to_identical_answers(tmp_path):

@@ -6,7 +6,9 @@ answers exactly as if the whole prompt had been ingested at once. Each decoded t
 the local decoder over the last `window` tokens, makes `n_reads` lookups (index probes of
 the memory, exact search of the overlay, the `top_k` best of both), and points among the
 fixed vocabulary, the window's identifiers and what the reads retrieved. Nothing in it grows
-with the context: that is the model's claim, and benchmarks/memory.py measures it.
+with the context: that is the model's claim, and benchmarks/memory.py measures it. The step
+runs in numpy (`hashhop.memory.numpy_step`, held equal to the torch model by the tests):
+in torch its hundred small operations cost more in dispatch than in arithmetic.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from hashhop.errors import HashHopError
 from hashhop.memory.ingest import (
@@ -24,7 +25,8 @@ from hashhop.memory.ingest import (
     embed_pieces,
     model_digest,
 )
-from hashhop.memory.model import Found, MemoryModel
+from hashhop.memory.model import MemoryModel
+from hashhop.memory.numpy_step import NumpyStep
 from hashhop.memory.store import DEFAULT_PROBES, MemoryStore
 from hashhop.task import QUOTE
 
@@ -53,11 +55,12 @@ class MemoryDecoder:
         if memory.model_digest != model_digest(model):
             raise HashHopError("this memory was written by another model: ingest the context again with this one")
         self.model, self.tokenizer, self.memory = model.eval(), check_tokenizer(tokenizer), memory
+        self.numpy_step = NumpyStep(self.model)
         self.probes, self.exact = probes, exact
         self.track_recall = track_recall
         self.lookups = self.recall_hits = 0
         """With track_recall: lookups that had a real match, and how many found it."""
-        self._embeddings: dict[str, torch.Tensor] = {}
+        self._embeddings: dict[str, np.ndarray] = {}
 
     def _note_recall(self, query: np.ndarray, found: np.ndarray) -> None:
         """Counts the lookups whose exact nearest entry is a real match (agreement >=
@@ -75,8 +78,8 @@ class MemoryDecoder:
         k = self.model.config.top_k
         return store.exact_search(query, k) if exact else store.search(query, k, self.probes)
 
-    def _embed(self, texts: list[str]) -> torch.Tensor:
-        """Token texts -> their embeddings [len(texts), d], each computed once while cached.
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Token texts -> their embeddings float32 [len(texts), d], each computed once while cached.
 
         A token's embedding depends on its text alone, and a decoded token meets the same
         texts again and again (the window slides by one; the head scores the window's and the
@@ -86,22 +89,18 @@ class MemoryDecoder:
         if missing:
             if len(self._embeddings) + len(missing) > EMBEDDING_CACHE_SIZE:
                 self._embeddings.clear()
-            self._embeddings.update(zip(missing, embed_pieces(self.model, self.tokenizer, missing)[0]))
+            self._embeddings.update(zip(missing, embed_pieces(self.model, self.tokenizer, missing)[0].numpy()))
         if not texts:
-            return torch.zeros(0, self.model.config.d_model)
-        return torch.stack([self._embeddings[text] for text in texts])
+            return np.zeros((0, self.model.config.d_model), np.float32)
+        return np.stack([self._embeddings[text] for text in texts])
 
-    @torch.no_grad()
     def step(self, window: list[str], overlay: MemoryStore) -> str:
         """The next token's text after `window` (the last tokens, oldest first)."""
-        model, bits = self.model, self.model.config.code_bits
-        embedded = self._embed(window)[None]
-        last = torch.tensor([embedded.size(1) - 1])
-        x, recent_tokens = model.local_state(embedded, torch.tensor([0]), last)
+        config, bits = self.model.config, self.model.config.code_bits
+        x, recent_tokens = self.numpy_step.local(self._embed(window))
         retrieved: list[str] = []
 
-        def lookup(query_logits: torch.Tensor) -> Found:
-            query = query_logits[0].numpy()
+        def lookup(query: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             main_index, main_distance = self._search(self.memory.store, query, self.exact)
             if self.track_recall:
                 self._note_recall(query, main_index)
@@ -109,16 +108,14 @@ class MemoryDecoder:
             agreement = 1 - 2 * np.concatenate([main_distance, extra_distance]) / bits
             bias = np.concatenate([self.memory.store.bias[main_index], overlay.bias[extra_index]]).astype(np.float32)
             texts = self.memory.store.token_texts(main_index) + overlay.token_texts(extra_index)
-            best = np.argsort(-(model.config.read_scale * agreement + bias), kind="stable")[: model.config.top_k]
+            best = np.argsort(-(config.read_scale * agreement + bias), kind="stable")[: config.top_k]
             texts = [texts[i] for i in best]
             retrieved.extend(texts)
-            return Found(torch.from_numpy(agreement[best]).float()[None], torch.from_numpy(bias[best])[None],
-                         self._embed(texts)[None])
+            return agreement[best].astype(np.float32), bias[best], self._embed(texts)
 
-        hidden = model.read(x, recent_tokens, lookup)
+        hidden = self.numpy_step.read(x, recent_tokens, lookup)
         identifiers = self.tokenizer.encode_pieces(window + retrieved).identifiers
-        candidates = self._embed(identifiers)[None] if identifiers else None
-        logits = model.head(hidden[:, None], model.embedding, candidates, None)[0, 0]
+        logits = self.numpy_step.logits(hidden, self._embed(identifiers))
         return self.tokenizer.decode([int(logits.argmax())], identifiers)
 
     def _overlay(self, pieces: list[str]) -> MemoryStore:
