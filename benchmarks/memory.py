@@ -122,7 +122,7 @@ def accuracy_grid(args: argparse.Namespace, loaded, dense) -> list[dict]:
 
 
 BYTES = 4  # fp32
-PROBE_WORDS = 1  # a binary-search step reads one uint64 first word
+BUCKET_OFFSET_BYTES = 4  # a probe reads where its bucket starts and ends (uint32)
 
 
 def dense_decode_cost(config: dict, context_tokens: int, n_identifiers: int, n_params: int) -> tuple[float, float]:
@@ -137,22 +137,26 @@ def dense_decode_cost(config: dict, context_tokens: int, n_identifiers: int, n_p
 
 
 def memory_decode_cost(config: dict, n_entries: int, probes: int, n_params: int) -> tuple[float, float]:
-    """FLOPs and bytes read for one decoded token of the memory model over `n_entries`: the
-    window pass, the reads (queries, binary searches, candidate codes, retrieved values) and
-    the pointer head; only the binary searches grow with the memory, as log2(entries)."""
+    """FLOPs and bytes read for one decoded token of the memory model over `n_entries`, as
+    hashhop.memory.numpy_step computes it: the window pass (every layer's convolution and keys
+    for the whole window; attention and MLP of the last layer at the last token only), the
+    reads (queries, bucket-table probes, candidate codes, retrieved values) and the pointer
+    head. Nothing in it grows with the memory: a probe reads two bucket offsets, and buckets
+    hold about 2 entries whatever the memory's size."""
     d, layers, kernel, window = config["d_model"], config["n_layers"], config["conv_kernel"], config["window"]
     width = config["n_heads"] * (config["head_dim"] or d // config["n_heads"])
     bits, reads, top_k, features = config["code_bits"], config["n_reads"], config["top_k"], config["feature_dim"]
     embed = window * 2 * features * d
-    local = layers * window * (2 * kernel * d + 8 * d * width + 16 * d * d) + layers * 2 * window * window * width
+    attend_and_mlp = 4 * window * width + 2 * width * d + 16 * d * d  # one position
+    local = layers * window * (2 * kernel * d + 6 * d * width) + (layers - 1) * window * attend_and_mlp + attend_and_mlp
     queries = sum(2 * (d + kernel * d + r * d) * bits for r in range(reads))
     prefix_bits = max(1, round(math.log2(max(2, n_entries) / 2)))
     candidates = probes * n_entries / 2 ** prefix_bits
-    search = reads * (probes * math.log2(max(2, n_entries)) * 2 + candidates * bits / 64 * 3)
+    search = reads * candidates * bits / 64 * 3
     values = reads * top_k * 2 * features * d
     head = 2 * d * (config["n_fixed"] + window + reads * top_k) + 2 * reads * d * d + 16 * d * d
     flops = embed + local + queries + search + values + head
-    read = (n_params * BYTES + reads * probes * math.log2(max(2, n_entries)) * 8 * PROBE_WORDS
+    read = (n_params * BYTES + reads * probes * 2 * BUCKET_OFFSET_BYTES
             + reads * candidates * (bits // 8) + reads * top_k * 16)
     return flops, read
 

@@ -13,7 +13,7 @@ from hashhop.errors import HashHopError
 from hashhop.evaluate_model import eval_specs
 from hashhop.fit import make_sample
 from hashhop.memory.decode import MemoryDecoder
-from hashhop.memory.ingest import ingest
+from hashhop.memory.ingest import embed_pieces, ingest
 from hashhop.memory.model import GATE_FLOOR
 from hashhop.memory.persist import load_memory, save_memory
 from hashhop.memory.store import MemoryStore, balanced_bit_order, pack_codes
@@ -127,7 +127,7 @@ def test_decoding_reads_what_training_reads():
     sample = make_sample(eval_specs(1500, 2, False, 1, 11)[0])
     captured = []
     read = model.read
-    model.read = lambda *args: captured.append(read(*args)) or captured[-1]
+    model.read = lambda *args: captured.append(read(*args, pass_top=True)) or captured[-1]
     batch = collate(TOKENIZER, [encode_example(TOKENIZER, sample)])
     with torch.no_grad():
         model(batch.ids, batch.features, batch.n_identifiers, batch.labels != IGNORE_INDEX)
@@ -158,13 +158,15 @@ def test_the_numpy_decode_step_computes_what_the_torch_model_computes(settings):
     candidates = torch.randn(1, 5, 32, generator=generator)
     with torch.no_grad():
         x, recent = model.local_state(window, torch.tensor([0]), torch.tensor([10]))
-        hidden = model.read(x, recent, lambda query: Found(agreement, bias, values))
+        hidden = model.read(x, recent, lambda query: Found(agreement, bias, values), pass_top=True)
         logits = model.head(hidden[:, None], model.embedding, candidates, None)[0, 0]
     numpy_x, numpy_recent = step.local(window[0].numpy())
     numpy_hidden = step.read(numpy_x, numpy_recent, lambda query: (agreement[0].numpy(), bias[0].numpy(), values[0].numpy()))
     assert np.allclose(numpy_x, x[0].numpy(), atol=1e-4) and np.allclose(numpy_recent, recent[0].numpy(), atol=1e-5)
     assert np.allclose(numpy_hidden, hidden[0].numpy(), atol=1e-4)
     assert np.allclose(step.logits(numpy_hidden, candidates[0].numpy()), logits.numpy(), atol=1e-4)
+    texts = TOKENIZER.pieces("\n\nCOMPLETION:\nHops=2\n\nCoT=False\n\nabcDEF = 'xyz") + ["abcDEF", "QQ"]
+    assert np.allclose(step.embed(TOKENIZER, texts), embed_pieces(model, TOKENIZER, texts)[0].numpy(), atol=1e-5)
 
 
 def test_saved_memory_reloads_to_identical_answers(tmp_path):
