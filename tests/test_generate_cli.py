@@ -105,13 +105,17 @@ def test_an_interrupted_write_keeps_the_old_file_and_leaves_no_temp(tmp_path, mo
 
 
 # Runs `hashhop generate ARGS...` in a process that receives signal SIGNAL (argv[1]) from the
-# kernel right after the prompt's second chunk is written: mid-write, deterministically.
+# kernel right after the prompt's second chunk is written: mid-write, deterministically. The
+# signal starts as Python sets it up under a terminal (SIGINT raising KeyboardInterrupt, the
+# others at their default): under `nohup`, or as a script's background job, SIGHUP or SIGINT
+# arrive ignored, and the CLI rightly leaves an ignored signal ignored (test_interrupts.py).
 SIGNALLED_MID_WRITE = """
-import os, sys
+import os, signal, sys
 import hashhop.dataset
 from hashhop.cli import main
 
 signal_number = int(sys.argv[1])
+signal.signal(signal_number, signal.default_int_handler if signal_number == signal.SIGINT else signal.SIG_DFL)
 real_chunks = hashhop.dataset.prompt_chunks
 
 def chunks_then_signal(sample):
