@@ -128,12 +128,14 @@ class MemoryStore:
     bit_order: np.ndarray
     """int64 [code_bits]: stored bit j is the key's bit bit_order[j] (`balanced_bit_order`)."""
     bucket_starts: np.ndarray = field(init=False, repr=False)
-    """uint32 [2^prefix_bits + 1]: bucket p holds entries bucket_starts[p] .. bucket_starts[p + 1]."""
+    """[2^prefix_bits + 1] (uint32 below 2^32 entries): bucket p holds entries bucket_starts[p]
+    .. bucket_starts[p + 1]."""
 
     def __post_init__(self) -> None:
         shift = np.uint64(WORD_BITS - self.prefix_bits)
         counts = np.bincount((self.codes[:, 0] >> shift).astype(np.int64), minlength=1 << self.prefix_bits) if len(self) else [0]
-        self.bucket_starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.uint32)
+        offset_type = np.uint32 if len(self) < 2**32 else np.int64
+        self.bucket_starts = np.concatenate([[0], np.cumsum(counts)]).astype(offset_type)
 
     @classmethod
     def build(cls, codes: np.ndarray, tokens: np.ndarray, bias: np.ndarray, bit_order: np.ndarray) -> MemoryStore:
