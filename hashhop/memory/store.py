@@ -43,7 +43,7 @@ DEFAULT_PROBES = 256
 session's model (RESULTS.md): 188 right with 128, 191-194 with 256, 197 with 1024; a search
 of 160K random keys costs ~0.1, 0.2 and 0.7 ms."""
 MAX_PREFIX_BITS = 32
-"""The bucket table has 2^prefix_bits + 1 offsets: 32 bits serve 8.6G entries (a 16 GB table)."""
+"""The bucket table has 2^prefix_bits + 1 offsets: 32 bits serve 8.6G entries (a 32 GB table of int64 offsets)."""
 
 
 def pack_codes(key_logits: np.ndarray) -> np.ndarray:
