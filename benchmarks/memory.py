@@ -36,7 +36,6 @@ from hashhop.fit import make_sample
 from hashhop.generation import greedy_continue
 from hashhop.memory.decode import MemoryDecoder
 from hashhop.memory.ingest import ingest
-from hashhop.memory.store import DEFAULT_PROBES
 from hashhop.permutation import derive_key
 from hashhop.render import COMPLETION_HEADER, prompt_chunks, prompt_text, query_answers
 from hashhop.score import wilson_interval
@@ -106,7 +105,8 @@ def accuracy_grid(args: argparse.Namespace, loaded, dense) -> list[dict]:
                 tally = tallies[name]
                 low, high = wilson_interval(tally["right"], tally["n"])
                 row = {"tokens": tokens, "setting": name, "pairs": pairs, "model_tokens": model_tokens,
-                       "entries": entries, "queries": tally["n"], "accuracy": tally["right"] / tally["n"],
+                       "entries": entries, "probes": args.probes or memory.store.default_probes,
+                       "queries": tally["n"], "accuracy": tally["right"] / tally["n"],
                        "low": low, "high": high, "index_recall": hits / max(1, lookups),
                        "ingest_tokens_per_s": model_tokens / ingest_s,
                        "dense_accuracy": None, "dense_queries": tally["dense_n"]}
@@ -224,9 +224,10 @@ def cost_table(args: argparse.Namespace, loaded, dense) -> list[dict]:
         decoder = MemoryDecoder(loaded.model, loaded.tokenizer, memory, probes=args.probes)
         questions = [question(1, False, key) for key, _ in query_answers(sample)]
         memory_times = time_memory_steps(decoder, questions, args.cost_steps)
-        flops, read = memory_decode_cost(memory_config, len(memory.store), args.probes, memory_params)
+        probes = args.probes or memory.store.default_probes
+        flops, read = memory_decode_cost(memory_config, len(memory.store), probes, memory_params)
         row = {"tokens": tokens, "pairs": sample.n_lines, "model_tokens": memory.n_tokens,
-               "entries": len(memory.store), "memory_bytes": memory.store.nbytes,
+               "entries": len(memory.store), "probes": probes, "memory_bytes": memory.store.nbytes,
                "bytes_per_pair": memory.store.nbytes / sample.n_lines,
                "bytes_per_token": memory.store.nbytes / tokens,
                "ingest_tokens_per_s": memory.n_tokens / ingest_s, "ingest_s": ingest_s,
@@ -281,7 +282,8 @@ def main() -> None:
                         help=f"settings of the accuracy grid, comma separated (default: {','.join(SETTINGS)})")
     parser.add_argument("--queries", type=int, default=200, help="queries per cell up to 1M tokens")
     parser.add_argument("--queries-long", type=int, default=100, help="queries per cell beyond 1M tokens")
-    parser.add_argument("--probes", type=int, default=DEFAULT_PROBES, help="index buckets probed per read")
+    parser.add_argument("--probes", type=int, default=None,
+                        help="index buckets probed per read (default: the memory's own, 256 up to 10M tokens, more past it)")
     parser.add_argument("--dense-max", type=int, default=10_000, help="largest context the dense model answers")
     parser.add_argument("--dense-queries", type=int, default=200, help="dense questions per cell at most")
     parser.add_argument("--cost-tokens", type=parse_sizes, default=[], help="lengths of the cost table")

@@ -4,7 +4,7 @@ The question (what follows the ingested context: the completion header and the o
 line) is written into a small overlay the same way the context was, so a saved memory
 answers exactly as if the whole prompt had been ingested at once. Each decoded token runs
 the local decoder over the last `window` tokens, makes `n_reads` lookups (index probes of
-the memory, exact search of the overlay, the `top_k` best of both), and points among the
+the memory and the whole overlay, the `top_k` best by the read's score), and points among the
 fixed vocabulary, the window's identifiers and what the reads retrieved. Nothing in it grows
 with the context: that is the model's claim, and benchmarks/memory.py measures it. The step
 runs in numpy (`hashhop.memory.numpy_step`, held equal to the torch model by the tests):
@@ -27,7 +27,7 @@ from hashhop.memory.ingest import (
 )
 from hashhop.memory.model import MemoryModel
 from hashhop.memory.numpy_step import NumpyStep
-from hashhop.memory.store import DEFAULT_PROBES, MemoryStore
+from hashhop.memory.store import MemoryStore, hamming
 from hashhop.task import QUOTE
 
 RECALL_MATCH = 0.5
@@ -46,10 +46,13 @@ class Decoded:
 
 
 class MemoryDecoder:
-    """Answers questions about one Memory with one MemoryModel (the one that wrote it)."""
+    """Answers questions about one Memory with one MemoryModel (the one that wrote it).
+
+    `probes`: index buckets a read probes (default: the memory's `default_probes`); `exact`
+    ranks every entry instead (slow: for measuring the index)."""
 
     def __init__(
-        self, model: MemoryModel, tokenizer: object, memory: Memory, probes: int = DEFAULT_PROBES,
+        self, model: MemoryModel, tokenizer: object, memory: Memory, probes: int | None = None,
         exact: bool = False, track_recall: bool = False,
     ):
         if memory.model_digest != model_digest(model):
@@ -75,9 +78,26 @@ class MemoryDecoder:
         texts = self.memory.store.token_texts
         self.recall_hits += texts(nearest)[0] in texts(found)  # the same token may be kept twice
 
-    def _search(self, store: MemoryStore, query: np.ndarray, exact: bool) -> tuple[np.ndarray, np.ndarray]:
-        k = self.model.config.top_k
-        return store.exact_search(query, k) if exact else store.search(query, k, self.probes)
+    def _rank(self, query: np.ndarray, overlay: MemoryStore) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """What a read sees: the `top_k` entries by read score (read_scale * agreement + gate
+        score) among the memory's index candidates (every entry with `exact`) and the whole
+        overlay, as (texts, agreements, score biases). Ranking by the read's own score keeps the
+        entries the training softmax weighs most; both stores share one bit order, so one
+        packed query serves both."""
+        store, config = self.memory.store, self.model.config
+        packed = store.pack_query(query)
+        main = np.arange(len(store)) if self.exact else store.candidates(query, self.probes)
+        codes = store.codes if self.exact else np.take(store.codes, main, axis=0)
+        distance = np.concatenate([hamming(codes, packed), hamming(overlay.codes, packed)])
+        agreement = (1 - 2 * distance / config.code_bits).astype(np.float32)
+        bias = np.concatenate([store.bias[main], overlay.bias]).astype(np.float32)
+        best = _top(config.read_scale * agreement + bias, config.top_k)
+        from_main = best < len(main)
+        texts = iter(store.token_texts(main[best[from_main]]))
+        overlay_texts = iter(overlay.token_texts(best[~from_main] - len(main)))
+        if self.track_recall:
+            self._note_recall(query, main[best[from_main]])
+        return [next(texts) if is_main else next(overlay_texts) for is_main in from_main], agreement[best], bias[best]
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         """Token texts -> their embeddings float32 [len(texts), d], each computed once while cached.
@@ -97,22 +117,13 @@ class MemoryDecoder:
 
     def step(self, window: list[str], overlay: MemoryStore) -> str:
         """The next token's text after `window` (the last tokens, oldest first)."""
-        config, bits = self.model.config, self.model.config.code_bits
         x, recent_tokens = self.numpy_step.local(self._embed(window))
         retrieved: list[str] = []
 
         def lookup(query: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            main_index, main_distance = self._search(self.memory.store, query, self.exact)
-            if self.track_recall:
-                self._note_recall(query, main_index)
-            extra_index, extra_distance = self._search(overlay, query, True)
-            agreement = 1 - 2 * np.concatenate([main_distance, extra_distance]) / bits
-            bias = np.concatenate([self.memory.store.bias[main_index], overlay.bias[extra_index]]).astype(np.float32)
-            texts = self.memory.store.token_texts(main_index) + overlay.token_texts(extra_index)
-            best = np.argsort(-(config.read_scale * agreement + bias), kind="stable")[: config.top_k]
-            texts = [texts[i] for i in best]
+            texts, agreement, bias = self._rank(query, overlay)
             retrieved.extend(texts)
-            return agreement[best].astype(np.float32), bias[best], self._embed(texts)
+            return agreement, bias, self._embed(texts)
 
         hidden = self.numpy_step.read(x, recent_tokens, lookup)
         identifiers = self.tokenizer.encode_pieces(window + retrieved).identifiers
@@ -147,3 +158,12 @@ class MemoryDecoder:
                     break
         text = "".join(written)
         return Decoded(text[: text.index(STOP) + 1] if STOP in text else text, len(written))
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest scores, highest first, ties in index order (a partition first:
+    with `exact` there are millions)."""
+    candidates = np.arange(len(scores))
+    if len(scores) > k:
+        candidates = candidates[scores >= np.partition(scores, len(scores) - k)[len(scores) - k]]
+    return candidates[np.argsort(-scores[candidates], kind="stable")[:k]]

@@ -21,9 +21,11 @@ put in the same order before it is packed.
 
 A query probes its own bucket and the buckets of the prefixes it is least sure of: prefixes
 with the query's least confident bits flipped, in order of the summed confidence |logit| of
-the flipped bits (query-directed multi-probe LSH, after Lv et al. 2007). The candidates of all
-probes are ranked by full Hamming distance; `exact_search` ranks every entry, and recall of
-`search` against it is measured in benchmarks/memory.py.
+the flipped bits (query-directed multi-probe LSH, after Lv et al. 2007). The entries of all
+probes are the `candidates` a read ranks by full Hamming distance (`search`); `exact_search`
+ranks every entry, and recall of the index against it is measured in benchmarks/memory.py.
+A longer prefix is one more bit in which a matching key can disagree with its query, so the
+probes a read needs grow with the memory (`default_probes`).
 """
 
 from __future__ import annotations
@@ -38,10 +40,16 @@ from hashhop.errors import HashHopError
 
 WORD_BITS = 64
 ENTRIES_PER_BUCKET = 2
-DEFAULT_PROBES = 256
-"""Buckets a read probes. Measured on 200 3-hop questions at 1M tokens with the second
-session's model (RESULTS.md): 188 right with 128, 191-194 with 256, 197 with 1024; a search
-of 160K random keys costs ~0.1, 0.2 and 0.7 ms."""
+BASE_PROBES = 256
+"""Buckets a read probes up to BASE_PREFIX_BITS of prefix. Measured on 200 3-hop questions at
+1M tokens with the second session's model (RESULTS.md): 188 right with 128, 191-194 with 256,
+197 with 1024; a search of 160K random keys costs ~0.1, 0.2 and 0.7 ms."""
+BASE_PREFIX_BITS = 19
+"""Past this prefix (a 10M-token 2-hop prompt's 1.2M entries), probes double every two bits.
+Measured with the shipped model on the 300 reads of 100 2-hop skip answers that have a
+match (RESULTS.md, fifth session), the index found the exact nearest entry's token in 298 at
+10M tokens (19 bits) with 256 probes, and at 100M (23 bits) in 292 with 256, 298 with 512,
+300 with 1024."""
 MAX_PREFIX_BITS = 32
 """The bucket table has 2^prefix_bits + 1 offsets: 32 bits serve 8.6G entries (a 32 GB table of int64 offsets)."""
 
@@ -160,28 +168,42 @@ class MemoryStore:
     def nbytes(self) -> int:
         return self.codes.nbytes + self.tokens.nbytes + self.bias.nbytes + self.bucket_starts.nbytes
 
+    @property
+    def default_probes(self) -> int:
+        """BASE_PROBES, doubled for every two prefix bits past BASE_PREFIX_BITS: 1024 at 100M tokens."""
+        return BASE_PROBES << max(0, self.prefix_bits - BASE_PREFIX_BITS) // 2
+
     def token_texts(self, indices: np.ndarray) -> list[str]:
         return [row.tobytes().rstrip(b"\0").decode("ascii") for row in self.tokens[indices]]
+
+    def pack_query(self, query_logits: np.ndarray) -> np.ndarray:
+        """Query logits [code_bits] -> its packed signs in this memory's bit order [W]."""
+        return pack_codes(np.asarray(query_logits)[self.bit_order][None])[0]
 
     def exact_search(self, query_logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k entries nearest the query's signs over the whole memory: (indices, distances),
         nearest first, ties in index order."""
-        query = pack_codes(np.asarray(query_logits)[self.bit_order][None])[0]
-        return _nearest(np.arange(len(self)), hamming(self.codes, query), k)
+        return _nearest(np.arange(len(self)), hamming(self.codes, self.pack_query(query_logits)), k)
 
-    def search(self, query_logits: np.ndarray, k: int, probes: int = DEFAULT_PROBES) -> tuple[np.ndarray, np.ndarray]:
-        """The k nearest among the entries of `probes` buckets: (indices, distances) as exact_search."""
+    def candidates(self, query_logits: np.ndarray, probes: int | None = None) -> np.ndarray:
+        """Indices of the entries in the `probes` buckets (default: `default_probes`) whose
+        prefixes the query is likeliest to share, bucket after bucket; every entry while the
+        memory is too small for a prefix."""
         bits = self.prefix_bits
         if bits == 0:
-            return self.exact_search(query_logits, k)
-        query_logits = np.asarray(query_logits, dtype=np.float32)[self.bit_order]
-        query = pack_codes(query_logits[None])[0]
-        shift = np.uint64(WORD_BITS - bits)
-        prefixes = (query[0] >> shift) ^ _flip_masks(np.abs(query_logits[:bits]), probes)
+            return np.arange(len(self))
+        prefix_logits = np.asarray(query_logits, dtype=np.float32)[self.bit_order[:bits]]
+        prefix = np.bitwise_or.reduce((prefix_logits >= 0).astype(np.uint64) << np.arange(bits - 1, -1, -1, dtype=np.uint64))
+        prefixes = prefix ^ _flip_masks(np.abs(prefix_logits), probes or self.default_probes)
         starts = self.bucket_starts[prefixes].astype(np.int64)
         sizes = self.bucket_starts[prefixes + np.uint64(1)] - starts
-        candidates = np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(int(sizes.sum()))
-        return _nearest(candidates, hamming(np.take(self.codes, candidates, axis=0), query), k)
+        return np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(int(sizes.sum()))
+
+    def search(self, query_logits: np.ndarray, k: int, probes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The k nearest among the `candidates`: (indices, distances) as exact_search."""
+        candidates = self.candidates(query_logits, probes)
+        distances = hamming(np.take(self.codes, candidates, axis=0), self.pack_query(query_logits))
+        return _nearest(candidates, distances, k)
 
 
 def _nearest(indices: np.ndarray, distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
