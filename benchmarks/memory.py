@@ -141,8 +141,8 @@ def memory_decode_cost(config: dict, n_entries: int, probes: int, n_params: int)
     hashhop.memory.numpy_step computes it: the window pass (every layer's convolution and keys
     for the whole window; attention and MLP of the last layer at the last token only), the
     reads (queries, bucket-table probes, candidate codes, retrieved values) and the pointer
-    head. Nothing in it grows with the memory: a probe reads two bucket offsets, and buckets
-    hold about 2 entries whatever the memory's size."""
+    head. A probe reads two bucket offsets, and buckets hold about 2 entries whatever the
+    memory's size: only the number of probes grows, past a 10M-token memory."""
     d, layers, kernel, window = config["d_model"], config["n_layers"], config["conv_kernel"], config["window"]
     width = config["n_heads"] * (config["head_dim"] or d // config["n_heads"])
     bits, reads, top_k, features = config["code_bits"], config["n_reads"], config["top_k"], config["feature_dim"]

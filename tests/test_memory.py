@@ -76,6 +76,24 @@ def test_index_finds_a_noisy_copy_of_a_key_among_many():
     assert store.prefix_bits >= 12 and hits >= 48
 
 
+@pytest.mark.parametrize("k", [1, 8, 40])
+def test_a_read_keeps_the_highest_scores_with_ties_in_index_order(k):
+    from hashhop.memory.decode import _top
+
+    scores = np.random.default_rng(4).integers(0, 6, 30).astype(np.float32)  # many ties
+    assert _top(scores, k).tolist() == np.argsort(-scores, kind="stable")[:k].tolist()
+
+
+def test_the_default_probes_double_every_two_prefix_bits_past_the_base(monkeypatch):
+    from hashhop.memory import store as store_module
+
+    store, _ = random_store(20000)
+    assert store.default_probes == store_module.BASE_PROBES  # 13 bits: below the base
+    monkeypatch.setattr(store_module, "BASE_PREFIX_BITS", store.prefix_bits - 4)
+    assert store.default_probes == 4 * store_module.BASE_PROBES
+    assert len(store.candidates(np.ones(128, np.float32))) > len(store.candidates(np.ones(128, np.float32), 256))
+
+
 def test_the_index_prefix_takes_bits_that_split_the_entries_evenly():
     rng = np.random.default_rng(3)
     copies = np.repeat(rng.random((4000, 1)) < 0.5, 8, axis=1)

@@ -6,7 +6,8 @@ answers exactly as if the whole prompt had been ingested at once. Each decoded t
 the local decoder over the last `window` tokens, makes `n_reads` lookups (index probes of
 the memory and the whole overlay, the `top_k` best by the read's score), and points among the
 fixed vocabulary, the window's identifiers and what the reads retrieved. Nothing in it grows
-with the context: that is the model's claim, and benchmarks/memory.py measures it. The step
+with the context but the index's probes past a 10M-token memory (as the square root of its
+entries, for recall: `MemoryStore.default_probes`); benchmarks/memory.py measures it. The step
 runs in numpy (`hashhop.memory.numpy_step`, held equal to the torch model by the tests):
 in torch its hundred small operations cost more in dispatch than in arithmetic.
 """

@@ -22,8 +22,9 @@ put in the same order before it is packed.
 A query probes its own bucket and the buckets of the prefixes it is least sure of: prefixes
 with the query's least confident bits flipped, in order of the summed confidence |logit| of
 the flipped bits (query-directed multi-probe LSH, after Lv et al. 2007). The entries of all
-probes are the `candidates` a read ranks by full Hamming distance (`search`); `exact_search`
-ranks every entry, and recall of the index against it is measured in benchmarks/memory.py.
+probes are the query's `candidates`: `search` ranks them by full Hamming distance (a decoding
+read ranks them by its own score: hashhop.memory.decode), `exact_search` ranks every entry,
+and recall of the index against it is measured in benchmarks/memory.py.
 A longer prefix is one more bit in which a matching key can disagree with its query, so the
 probes a read needs grow with the memory (`default_probes`).
 """
@@ -46,10 +47,10 @@ BASE_PROBES = 256
 197 with 1024; a search of 160K random keys costs ~0.1, 0.2 and 0.7 ms."""
 BASE_PREFIX_BITS = 19
 """Past this prefix (a 10M-token 2-hop prompt's 1.2M entries), probes double every two bits.
-Measured with the shipped model on the 300 reads of 100 2-hop skip answers that have a
-match (RESULTS.md, fifth session), the index found the exact nearest entry's token in 298 at
-10M tokens (19 bits) with 256 probes, and at 100M (23 bits) in 292 with 256, 298 with 512,
-300 with 1024."""
+Measured with the shipped model on the 300 reads of 100 answers that have a match
+(RESULTS.md, fifth session), the index found the exact nearest entry's token in 299 at 1M
+tokens of 3-hop prompt (16 bits) and 298 at 10M of 2-hop (19 bits) with 256 probes, and at
+100M of 2-hop (23 bits) in 292 with 256, 298 with 512, 300 with 1024."""
 MAX_PREFIX_BITS = 32
 """The bucket table has 2^prefix_bits + 1 offsets: 32 bits serve 8.6G entries (a 32 GB table of int64 offsets)."""
 
