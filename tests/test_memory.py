@@ -77,11 +77,14 @@ def test_index_finds_a_noisy_copy_of_a_key_among_many():
 
 
 @pytest.mark.parametrize("k", [1, 8, 40])
-def test_a_read_keeps_the_highest_scores_with_ties_in_index_order(k):
-    from hashhop.memory.decode import _top
+def test_nearest_keeps_the_smallest_distances_with_ties_in_index_order(k):
+    from hashhop.memory.store import nearest
 
-    scores = np.random.default_rng(4).integers(0, 6, 30).astype(np.float32)  # many ties
-    assert _top(scores, k).tolist() == np.argsort(-scores, kind="stable")[:k].tolist()
+    distances = np.random.default_rng(4).integers(0, 6, 30)  # many ties
+    indices = np.arange(100, 130)
+    found, found_distances = nearest(indices, distances, k)
+    order = np.argsort(distances, kind="stable")[:k]
+    assert found.tolist() == indices[order].tolist() and found_distances.tolist() == distances[order].tolist()
 
 
 def test_the_default_probes_double_every_two_prefix_bits_past_the_base(monkeypatch):

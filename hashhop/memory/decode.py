@@ -28,7 +28,7 @@ from hashhop.memory.ingest import (
 )
 from hashhop.memory.model import MemoryModel
 from hashhop.memory.numpy_step import NumpyStep
-from hashhop.memory.store import MemoryStore, hamming
+from hashhop.memory.store import MemoryStore, hamming, nearest
 from hashhop.task import QUOTE
 
 RECALL_MATCH = 0.5
@@ -92,7 +92,7 @@ class MemoryDecoder:
         distance = np.concatenate([hamming(codes, packed), hamming(overlay.codes, packed)])
         agreement = (1 - 2 * distance / config.code_bits).astype(np.float32)
         bias = np.concatenate([store.bias[main], overlay.bias]).astype(np.float32)
-        best = _top(config.read_scale * agreement + bias, config.top_k)
+        best, _ = nearest(np.arange(len(agreement)), -(config.read_scale * agreement + bias), config.top_k)
         from_main = best < len(main)
         texts = iter(store.token_texts(main[best[from_main]]))
         overlay_texts = iter(overlay.token_texts(best[~from_main] - len(main)))
@@ -160,11 +160,3 @@ class MemoryDecoder:
         text = "".join(written)
         return Decoded(text[: text.index(STOP) + 1] if STOP in text else text, len(written))
 
-
-def _top(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k highest scores, highest first, ties in index order (a partition first:
-    with `exact` there are millions)."""
-    candidates = np.arange(len(scores))
-    if len(scores) > k:
-        candidates = candidates[scores >= np.partition(scores, len(scores) - k)[len(scores) - k]]
-    return candidates[np.argsort(-scores[candidates], kind="stable")[:k]]

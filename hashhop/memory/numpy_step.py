@@ -4,10 +4,11 @@ A decoded token runs the local decoder over `window` tokens, `n_reads` lookups a
 head: about a hundred operations on vectors of a few hundred numbers. In torch each small op
 costs 10-200 us of dispatch here (a depthwise convolution over 24 tokens: 230 us; a 128 x 512
 matrix-vector product: 20 us, against 5 us in numpy): a decoded token took 5.4 ms at 1M tokens
-of context in torch and takes 1.9 ms in numpy (benchmarks/RESULTS.md). This module holds the trained weights as arrays and computes the same
-functions as `MemoryModel.local_state`, `MemoryModel.read` and `OutputHead` for one position,
-and only what that position needs: the last local block attends from the last token only and
-runs its MLP on it alone. tests/test_memory.py holds it equal to the torch model.
+of context in torch and 1.9 ms in numpy (benchmarks/RESULTS.md, fourth session). This module
+holds the trained weights as arrays and computes the same functions as
+`MemoryModel.local_state`, `MemoryModel.read` and `OutputHead` for one position, and only
+what that position needs: the last local block attends from the last token only and runs its
+MLP on it alone. tests/test_memory.py holds it equal to the torch model.
 """
 
 from __future__ import annotations

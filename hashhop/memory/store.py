@@ -171,7 +171,8 @@ class MemoryStore:
 
     @property
     def default_probes(self) -> int:
-        """BASE_PROBES, doubled for every two prefix bits past BASE_PREFIX_BITS: 1024 at 100M tokens."""
+        """BASE_PROBES, doubled for every two prefix bits past BASE_PREFIX_BITS (512 at 100M tokens
+        of 1-hop prompt, 1024 of 2-hop)."""
         return BASE_PROBES << max(0, self.prefix_bits - BASE_PREFIX_BITS) // 2
 
     def token_texts(self, indices: np.ndarray) -> list[str]:
@@ -184,7 +185,7 @@ class MemoryStore:
     def exact_search(self, query_logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k entries nearest the query's signs over the whole memory: (indices, distances),
         nearest first, ties in index order."""
-        return _nearest(np.arange(len(self)), hamming(self.codes, self.pack_query(query_logits)), k)
+        return nearest(np.arange(len(self)), hamming(self.codes, self.pack_query(query_logits)), k)
 
     def candidates(self, query_logits: np.ndarray, probes: int | None = None) -> np.ndarray:
         """Indices of the entries in the `probes` buckets (default: `default_probes`) whose
@@ -204,11 +205,12 @@ class MemoryStore:
         """The k nearest among the `candidates`: (indices, distances) as exact_search."""
         candidates = self.candidates(query_logits, probes)
         distances = hamming(np.take(self.codes, candidates, axis=0), self.pack_query(query_logits))
-        return _nearest(candidates, distances, k)
+        return nearest(candidates, distances, k)
 
 
-def _nearest(indices: np.ndarray, distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k smallest distances, ties broken by index (a partition first: N may be millions)."""
+def nearest(indices: np.ndarray, distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k smallest distances, ties broken by index: (indices, distances), smallest first (a
+    partition first: N may be millions)."""
     if len(distances) > k:
         keep = distances <= np.partition(distances, k - 1)[k - 1]
         indices, distances = indices[keep], distances[keep]
