@@ -36,6 +36,7 @@ from hashhop.fit import make_sample
 from hashhop.generation import greedy_continue
 from hashhop.memory.decode import MemoryDecoder
 from hashhop.memory.ingest import ingest
+from hashhop.memory.store import KEPT_KEY_BITS
 from hashhop.permutation import derive_key
 from hashhop.render import COMPLETION_HEADER, prompt_chunks, prompt_text, query_answers
 from hashhop.score import wilson_interval
@@ -73,7 +74,7 @@ def accuracy_grid(args: argparse.Namespace, loaded, dense) -> list[dict]:
         for hops in sorted({h for name, (h, _) in SETTINGS.items() if name in args.settings}):
             names = [name for name, (h, _) in SETTINGS.items() if h == hops and name in args.settings]
             tallies = {name: {"right": 0, "dense_right": 0, "dense_n": 0, "n": 0} for name in names}
-            ingest_s = entries = model_tokens = pairs = 0
+            ingest_s = entries = model_tokens = pairs = memory_bytes = 0
             lookups = hits = 0
             for spec in prompts_for(tokens, hops, needed):
                 sample = make_sample(spec)
@@ -82,6 +83,7 @@ def accuracy_grid(args: argparse.Namespace, loaded, dense) -> list[dict]:
                                 progress=args.progress)
                 ingest_s += time.perf_counter() - began
                 entries += len(memory.store)
+                memory_bytes += memory.store.nbytes
                 model_tokens += memory.n_tokens
                 pairs += sample.n_lines
                 decoder = MemoryDecoder(loaded.model, loaded.tokenizer, memory, probes=args.probes, track_recall=True)
@@ -105,7 +107,8 @@ def accuracy_grid(args: argparse.Namespace, loaded, dense) -> list[dict]:
                 tally = tallies[name]
                 low, high = wilson_interval(tally["right"], tally["n"])
                 row = {"tokens": tokens, "setting": name, "pairs": pairs, "model_tokens": model_tokens,
-                       "entries": entries, "probes": args.probes or memory.store.default_probes,
+                       "entries": entries, "bytes_per_pair": memory_bytes / pairs,
+                       "probes": args.probes or memory.store.default_probes,
                        "queries": tally["n"], "accuracy": tally["right"] / tally["n"],
                        "low": low, "high": high, "index_recall": hits / max(1, lookups),
                        "ingest_tokens_per_s": model_tokens / ingest_s,
@@ -115,6 +118,7 @@ def accuracy_grid(args: argparse.Namespace, loaded, dense) -> list[dict]:
                 rows.append(row)
                 print(f"{tokens:>11,} {name:<10} {row['accuracy']:6.1%} [{low:.1%}, {high:.1%}] n={tally['n']:<4}"
                       f" recall {row['index_recall']:.4f} pairs {pairs:,} entries {entries:,}"
+                      f" {row['bytes_per_pair']:.1f} B/pair"
                       f" ingest {row['ingest_tokens_per_s']:,.0f} tok/s"
                       + (f" dense {row['dense_accuracy']:.1%} (n={tally['dense_n']})" if tally["dense_n"] else ""),
                       flush=True)
@@ -136,16 +140,17 @@ def dense_decode_cost(config: dict, context_tokens: int, n_identifiers: int, n_p
     return flops, read
 
 
-def memory_decode_cost(config: dict, n_entries: int, probes: int, n_params: int) -> tuple[float, float]:
+def memory_decode_cost(config: dict, n_entries: int, probes: int, n_params: int, text_bytes: int) -> tuple[float, float]:
     """FLOPs and bytes read for one decoded token of the memory model over `n_entries`, as
     hashhop.memory.numpy_step computes it: the window pass (every layer's convolution and keys
     for the whole window; attention and MLP of the last layer at the last token only), the
     reads (queries, bucket-table probes, candidate codes, retrieved values) and the pointer
     head. A probe reads two bucket offsets, and buckets hold about 2 entries whatever the
-    memory's size: only the number of probes grows, past a 10M-token memory."""
+    memory's size: only the number of probes grows, past a 10M-token memory. Queries and keys
+    have the KEPT_KEY_BITS a memory keeps; a retrieved token's text is `text_bytes`."""
     d, layers, kernel, window = config["d_model"], config["n_layers"], config["conv_kernel"], config["window"]
     width = config["n_heads"] * (config["head_dim"] or d // config["n_heads"])
-    bits, reads, top_k, features = config["code_bits"], config["n_reads"], config["top_k"], config["feature_dim"]
+    bits, reads, top_k, features = min(config["code_bits"], KEPT_KEY_BITS), config["n_reads"], config["top_k"], config["feature_dim"]
     embed = window * 2 * features * d
     attend_and_mlp = 4 * window * width + 2 * width * d + 16 * d * d  # one position
     local = layers * window * (2 * kernel * d + 6 * d * width) + (layers - 1) * window * attend_and_mlp + attend_and_mlp
@@ -157,7 +162,7 @@ def memory_decode_cost(config: dict, n_entries: int, probes: int, n_params: int)
     head = 2 * d * (config["n_fixed"] + window + reads * top_k) + 2 * reads * d * d + 16 * d * d
     flops = embed + local + queries + search + values + head
     read = (n_params * BYTES + reads * probes * 2 * BUCKET_OFFSET_BYTES
-            + reads * candidates * (bits // 8) + reads * top_k * 16)
+            + reads * candidates * (bits // 8) + reads * top_k * text_bytes)
     return flops, read
 
 
@@ -225,7 +230,7 @@ def cost_table(args: argparse.Namespace, loaded, dense) -> list[dict]:
         questions = [question(1, False, key) for key, _ in query_answers(sample)]
         memory_times = time_memory_steps(decoder, questions, args.cost_steps)
         probes = args.probes or memory.store.default_probes
-        flops, read = memory_decode_cost(memory_config, len(memory.store), probes, memory_params)
+        flops, read = memory_decode_cost(memory_config, len(memory.store), probes, memory_params, memory.store.tokens.shape[1])
         row = {"tokens": tokens, "pairs": sample.n_lines, "model_tokens": memory.n_tokens,
                "entries": len(memory.store), "probes": probes, "memory_bytes": memory.store.nbytes,
                "bytes_per_pair": memory.store.nbytes / sample.n_lines,

@@ -16,7 +16,7 @@ from hashhop.memory.decode import MemoryDecoder
 from hashhop.memory.ingest import embed_pieces, ingest
 from hashhop.memory.model import GATE_FLOOR
 from hashhop.memory.persist import load_memory, save_memory
-from hashhop.memory.store import MemoryStore, balanced_bit_order, pack_codes
+from hashhop.memory.store import MemoryStore, balanced_bit_order, hamming, pack_codes
 from hashhop.models import ModelConfig, build_model
 from hashhop.render import prompt_chunks, prompt_text
 from hashhop.tokenize import IdentifierTokenizer
@@ -34,7 +34,7 @@ def untrained(seed: int = 0, **overrides):
 
 def random_store(n_entries: int, seed: int = 0) -> tuple[MemoryStore, np.ndarray]:
     keys = np.random.default_rng(seed).standard_normal((n_entries, 128)).astype(np.float32)
-    tokens = np.arange(n_entries, dtype=np.uint32).view(np.uint8).reshape(n_entries, 4)
+    tokens = np.arange(n_entries, dtype=np.uint32).view(np.uint8).reshape(n_entries, 4)[:, :3]
     order = balanced_bit_order(keys >= 0)
     return MemoryStore.build(pack_codes(keys[:, order]), tokens, np.zeros(n_entries, np.float16), order), keys
 
@@ -58,10 +58,30 @@ def test_index_top_k_equals_exact_top_k_when_every_bucket_is_probed(n_entries):
     store, _ = random_store(n_entries)
     rng = np.random.default_rng(1)
     for _ in range(20):
-        query = rng.standard_normal(128).astype(np.float32)
+        query = store.order_query(rng.standard_normal(128))
         found = store.search(query, 5, probes=1 << store.prefix_bits)
         expected = store.exact_search(query, 5)
         assert all(np.array_equal(a, b) for a, b in zip(found, expected))
+
+
+def test_a_read_ranks_the_memory_and_its_overlay_by_its_own_score():
+    """Scale times agreement plus the stored float16 gate score, ties to the lower index, the
+    overlay's entries counted after the memory's: as numpy computes it over every entry."""
+    store, _ = random_store(3000)
+    overlay, _ = random_store(40, seed=5)
+    rng = np.random.default_rng(6)
+    store.bias[:] = -rng.random(len(store)) * 3
+    overlay.bias[:] = -rng.random(len(overlay)) * 3
+    overlay = MemoryStore(overlay.codes, overlay.tokens, overlay.bias, store.bit_order)
+    codes, bias = np.concatenate([store.codes, overlay.codes]), np.concatenate([store.bias, overlay.bias])
+    for _ in range(10):
+        query = store.order_query(rng.standard_normal(128))
+        found, distance, found_bias = store.search(query, 8, 1 << store.prefix_bits, 20.0, overlay)
+        agreement = (1 - 2 * hamming(codes, pack_codes(query[None])[0]) / 128).astype(np.float32)
+        expected = np.lexsort((np.arange(len(codes)), -(20.0 * agreement + bias.astype(np.float32))))[:8]
+        assert found.tolist() == expected.tolist()
+        assert np.array_equal(found_bias, bias[expected].astype(np.float32))
+        assert np.array_equal(1 - 2 * distance / 128, 1 - 2 * hamming(codes[expected], pack_codes(query[None])[0]) / 128)
 
 
 def test_index_finds_a_noisy_copy_of_a_key_among_many():
@@ -70,7 +90,7 @@ def test_index_finds_a_noisy_copy_of_a_key_among_many():
     asked = rng.choice(len(keys), 50, replace=False)
     hits = 0
     for row in asked:
-        query = keys[row] + 0.2 * rng.standard_normal(128).astype(np.float32)
+        query = store.order_query(keys[row] + 0.2 * rng.standard_normal(128))
         exact_best = store.exact_search(query, 1)[0][0]
         hits += exact_best in store.search(query, 4, probes=32)[0]
     assert store.prefix_bits >= 12 and hits >= 48
@@ -94,7 +114,22 @@ def test_the_default_probes_double_every_two_prefix_bits_past_the_base(monkeypat
     assert store.default_probes == store_module.BASE_PROBES  # 13 bits: below the base
     monkeypatch.setattr(store_module, "BASE_PREFIX_BITS", store.prefix_bits - 4)
     assert store.default_probes == 4 * store_module.BASE_PROBES
-    assert len(store.candidates(np.ones(128, np.float32))) > len(store.candidates(np.ones(128, np.float32), 256))
+
+
+@pytest.mark.parametrize("n_masks", [1, 5, 64, 1024])
+def test_a_query_probes_the_cheapest_flips_of_its_prefix(n_masks):
+    """Distinct masks, no flip first, cheapest first, and none left out that costs less among
+    the flips of the bit_length(n_masks) least confident bits."""
+    from hashhop.memory.probe import flip_masks
+
+    confidence = np.random.default_rng(7).random(10).astype(np.float32)
+    masks = flip_masks(confidence, n_masks)
+    bits = (masks[:, None] >> np.arange(9, -1, -1, dtype=np.uint64)) & np.uint64(1)
+    costs = bits.astype(np.float64) @ confidence
+    least = np.sort(confidence)[: min(10, n_masks.bit_length())].astype(np.float64)
+    every_cost = np.sort(((np.arange(1 << len(least))[:, None] >> np.arange(len(least))) & 1) @ least)
+    assert masks[0] == 0 and len(set(masks.tolist())) == len(masks) == n_masks
+    assert np.all(np.diff(costs) >= -1e-6) and np.allclose(costs, every_cost[:n_masks], atol=1e-6)
 
 
 def test_the_index_prefix_takes_bits_that_split_the_entries_evenly():
@@ -104,6 +139,22 @@ def test_the_index_prefix_takes_bits_that_split_the_entries_evenly():
     order = balanced_bit_order(signs, prefix_bits=8)
     assert sorted(order) == list(range(16))
     assert np.sum(order[:8] < 8) <= 1  # one copy of the repeated bit at most
+
+
+def test_token_texts_keep_six_bits_a_character_and_read_back_exactly():
+    from hashhop.memory.texts import SYMBOLS, pack_texts, unpack_texts
+
+    rng = np.random.default_rng(8)
+    letters = list("abcXYZ019")
+    identifiers = ["".join(rng.choice(letters, length)) for length in range(1, 31)]
+    texts = identifiers + list(SYMBOLS) + ["COMPLETION", "Hops", "42"]
+    packed = pack_texts(texts)
+    assert packed.shape == (len(texts), 24) and pack_texts(["a" * 16]).shape == (1, 12)
+    assert unpack_texts(packed) == texts
+    assert unpack_texts(np.pad(packed, ((0, 0), (0, 6)))) == texts  # blocks of other widths join
+    for bad in (["a b"], ["=x"], [""], ["\u00e9"]):
+        with pytest.raises(HashHopError):
+            pack_texts(bad)
 
 
 def test_pieces_of_a_stream_cut_anywhere_equal_pieces_of_the_whole_text():
@@ -133,6 +184,22 @@ def test_chunked_ingest_equals_one_shot(order_sample, monkeypatch):
     assert np.array_equal(whole.store.bias, chunked.store.bias)
     assert np.array_equal(whole.store.bit_order, chunked.store.bit_order)
     assert whole.recent == chunked.recent
+
+
+def test_a_memory_keeps_the_first_kept_key_bits_of_longer_codes_in_its_bit_order():
+    from hashhop.memory.model import entry_bias
+    from hashhop.memory.store import KEPT_KEY_BITS, pack_signs
+
+    model = untrained(code_bits=256)
+    sample = make_sample(eval_specs(1500, 1, False, 1, 3)[0])
+    memory = ingest(model, TOKENIZER, [prompt_text(sample)], progress=False)
+    with torch.no_grad():
+        key_logits, gate_logits = model.writer(embed_pieces(model, TOKENIZER, TOKENIZER.pieces(prompt_text(sample)))[0])
+    kept = torch.isfinite(entry_bias(gate_logits)).numpy()
+    codes = pack_signs(key_logits.numpy()[kept][:, memory.store.bit_order[:KEPT_KEY_BITS]] >= 0)
+    assert memory.store.key_bits == KEPT_KEY_BITS == 192
+    assert np.array_equal(memory.store.codes, codes[np.argsort(codes[:, 0], kind="stable")])
+    assert MemoryDecoder(model, TOKENIZER, memory).continue_text(question(sample), 3).n_tokens >= 1
 
 
 def test_decoding_reads_what_training_reads():

@@ -28,7 +28,7 @@ from hashhop.memory.ingest import (
 )
 from hashhop.memory.model import MemoryModel
 from hashhop.memory.numpy_step import NumpyStep
-from hashhop.memory.store import MemoryStore, hamming, nearest
+from hashhop.memory.store import MemoryStore
 from hashhop.task import QUOTE
 
 RECALL_MATCH = 0.5
@@ -59,9 +59,10 @@ class MemoryDecoder:
         if memory.model_digest != model_digest(model):
             raise HashHopError("this memory was written by another model: ingest the context again with this one")
         self.model, self.tokenizer, self.memory = model.eval(), check_tokenizer(tokenizer), memory
-        self.numpy_step = NumpyStep(self.model)
+        store = memory.store
+        self.numpy_step = NumpyStep(self.model, query_bits=store.bit_order[: store.key_bits])
         self._blas = ThreadpoolController()
-        self.probes, self.exact = probes, exact
+        self.probes = 1 << store.prefix_bits if exact else probes
         self.track_recall = track_recall
         self.lookups = self.recall_hits = 0
         """With track_recall: lookups that had a real match, and how many found it."""
@@ -73,7 +74,7 @@ class MemoryDecoder:
         with nothing to find (the second read of a 1-hop answer) has many near-ties among
         random codes, and which of them the index returns does not matter."""
         nearest, distance = self.memory.store.exact_search(query, 1)
-        if len(nearest) == 0 or 1 - 2 * distance[0] / self.model.config.code_bits < RECALL_MATCH:
+        if len(nearest) == 0 or 1 - 2 * distance[0] / self.memory.store.key_bits < RECALL_MATCH:
             return
         self.lookups += 1
         texts = self.memory.store.token_texts
@@ -83,22 +84,17 @@ class MemoryDecoder:
         """What a read sees: the `top_k` entries by read score (read_scale * agreement + gate
         score) among the memory's index candidates (every entry with `exact`) and the whole
         overlay, as (texts, agreements, score biases). Ranking by the read's own score keeps the
-        entries the training softmax weighs most; both stores share one bit order, so one
-        packed query serves both."""
+        entries the training softmax weighs most. `query` is in the memory's bit order (the
+        overlay shares it)."""
         store, config = self.memory.store, self.model.config
-        packed = store.pack_query(query)
-        main = np.arange(len(store)) if self.exact else store.candidates(query, self.probes)
-        codes = store.codes if self.exact else np.take(store.codes, main, axis=0)
-        distance = np.concatenate([hamming(codes, packed), hamming(overlay.codes, packed)])
-        agreement = (1 - 2 * distance / config.code_bits).astype(np.float32)
-        bias = np.concatenate([store.bias[main], overlay.bias]).astype(np.float32)
-        best, _ = nearest(np.arange(len(agreement)), -(config.read_scale * agreement + bias), config.top_k)
-        from_main = best < len(main)
-        texts = iter(store.token_texts(main[best[from_main]]))
-        overlay_texts = iter(overlay.token_texts(best[~from_main] - len(main)))
+        best, distance, bias = store.search(query, config.top_k, self.probes, config.read_scale, overlay)
+        from_main = best < len(store)
+        texts = iter(store.token_texts(best[from_main]))
+        overlay_texts = iter(overlay.token_texts(best[~from_main] - len(store)))
         if self.track_recall:
-            self._note_recall(query, main[best[from_main]])
-        return [next(texts) if is_main else next(overlay_texts) for is_main in from_main], agreement[best], bias[best]
+            self._note_recall(query, best[from_main])
+        agreement = (1 - 2 * distance / store.key_bits).astype(np.float32)
+        return [next(texts) if is_main else next(overlay_texts) for is_main in from_main], agreement, bias
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         """Token texts -> their embeddings float32 [len(texts), d], each computed once while cached.

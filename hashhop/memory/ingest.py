@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 from hashhop.errors import HashHopError
 from hashhop.memory.model import MemoryModel, entry_bias
-from hashhop.memory.store import MemoryStore, balanced_bit_order, pack_signs, pack_tokens
+from hashhop.memory.store import KEPT_KEY_BITS, MemoryStore, balanced_bit_order, pack_signs
+from hashhop.memory.texts import pack_texts
 from hashhop.tokenize import IdentifierTokenizer
 
 READ_CHARS = 1 << 20
@@ -74,13 +75,14 @@ class StreamingWriter:
 
     Keys are packed in the index's bit order, chosen from the first ORDER_SAMPLE entries'
     signs (held unpacked until then), or given (`bit_order`: a question written after a
-    memory's context is keyed in that memory's order)."""
+    memory's context is keyed in that memory's order); the first KEPT_KEY_BITS are kept."""
 
     def __init__(self, model: MemoryModel, tokenizer: IdentifierTokenizer, recent: list[str] | None = None,
                  bit_order: np.ndarray | None = None):
         self.model, self.tokenizer = model, check_tokenizer(tokenizer)
         self.recent = list(recent or [])[-model.config.window :]
         self.bit_order = bit_order
+        self.key_bits = min(model.config.code_bits, KEPT_KEY_BITS)
         self.pending_signs: list[np.ndarray] = []
         self.codes: list[np.ndarray] = []
         self.texts: list[np.ndarray] = []
@@ -98,15 +100,14 @@ class StreamingWriter:
         kept = torch.isfinite(bias).nonzero().flatten()
         self._add_keys(key_logits[len(carry) :][kept].numpy() >= 0)
         self.biases.append(bias[kept].numpy().astype(np.float16))
-        texts = [pieces[i] for i in kept.tolist()]
-        self.texts.append(pack_tokens(texts, max((len(t) for t in texts), default=1)))
+        self.texts.append(pack_texts([pieces[i] for i in kept.tolist()]))
         self.recent = (self.recent + pieces[-self.model.config.window :])[-self.model.config.window :]
         self.n_tokens += len(pieces)
 
     def _add_keys(self, signs: np.ndarray) -> None:
         """Pack key signs [n, bits] in the bit order, once it is known."""
         if self.bit_order is not None:
-            self.codes.append(pack_signs(signs[:, self.bit_order]))
+            self.codes.append(pack_signs(signs[:, self.bit_order[: self.key_bits]]))
             return
         self.pending_signs.append(signs)
         if sum(map(len, self.pending_signs)) >= ORDER_SAMPLE:
@@ -116,7 +117,7 @@ class StreamingWriter:
         pending = np.concatenate(self.pending_signs) if self.pending_signs else np.zeros((0, self.model.config.code_bits), bool)
         self.bit_order = balanced_bit_order(pending[:ORDER_SAMPLE])
         self.pending_signs = []
-        self.codes.append(pack_signs(pending[:, self.bit_order]))
+        self.codes.append(pack_signs(pending[:, self.bit_order[: self.key_bits]]))
 
     def finish(self, digest: str | None = None) -> Memory:
         """The entries written so far, indexed; `digest` is the model's, if already known."""
@@ -124,8 +125,8 @@ class StreamingWriter:
             self._choose_bit_order()
         width = max(block.shape[1] for block in self.texts) if self.texts else 1
         texts = [np.pad(block, ((0, 0), (0, width - block.shape[1]))) for block in self.texts]
-        codes = np.concatenate(self.codes) if self.codes else np.zeros((0, self.model.config.code_bits // 64), np.uint64)
-        tokens = np.concatenate(texts) if texts else np.zeros((0, 1), np.uint8)
+        codes = np.concatenate(self.codes) if self.codes else np.zeros((0, self.key_bits // 64), np.uint64)
+        tokens = np.concatenate(texts) if texts else np.zeros((0, 3), np.uint8)
         biases = np.concatenate(self.biases) if self.biases else np.zeros(0, np.float16)
         self.codes, self.texts, self.biases = [], [], []
         store = MemoryStore.build(codes, tokens, biases, self.bit_order)

@@ -26,7 +26,7 @@ from hashhop.models.transformer import rotate
 from hashhop.tokenize import IdentifierTokenizer
 
 NumpyLookup = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
-"""Query logits [code_bits] -> (agreement [M], score bias [M], value embeddings [M, d])."""
+"""Query logits [query bits] -> (agreement [M], score bias [M], value embeddings [M, d])."""
 
 
 def _array(tensor: torch.Tensor) -> np.ndarray:
@@ -104,9 +104,13 @@ class _LocalBlock:
 
 
 class NumpyStep:
-    """A trained MemoryModel's decode-time functions for one position, as numpy arrays."""
+    """A trained MemoryModel's decode-time functions for one position, as numpy arrays.
 
-    def __init__(self, model: MemoryModel):
+    `query_bits`: the query logits a read computes, in that order (default: all code_bits in
+    the model's order). A memory keeps some of the bits in its own order: computing just those,
+    already in place, saves reordering every query."""
+
+    def __init__(self, model: MemoryModel, query_bits: np.ndarray | None = None):
         config = model.config
         self.d, self.taps, self.window, self.read_scale = config.d_model, config.conv_kernel, config.window, config.read_scale
         self.eps = float(torch.finfo(torch.float32).eps)  # nn.RMSNorm's default
@@ -115,8 +119,9 @@ class NumpyStep:
         self.local_norm, self.recent_norm = _array(model.local_norm.weight), _array(model.recent_norm.weight)
         address_t = _array(model.writer.address.weight.T)
         # guess, then address: both linear, so one matrix from what is known to query logits
-        self.reads = [(_array(read.guess.weight.T) @ address_t, float(read.null.detach()), _array(read.use.weight[0]),
-                       float(read.use.bias.detach())) for read in model.reads]
+        columns = np.arange(config.code_bits) if query_bits is None else np.asarray(query_bits)
+        self.reads = [(np.ascontiguousarray((_array(read.guess.weight.T) @ address_t)[:, columns]), float(read.null.detach()),
+                       _array(read.use.weight[0]), float(read.use.bias.detach())) for read in model.reads]
         self.combine_t = _array(model.combine.weight.T)
         self.mlp_norm, self.up_t, self.down_t = (_array(model.mlp_norm.weight), _array(model.mlp.up.weight.T),
                                                  _array(model.mlp.out.weight.T))

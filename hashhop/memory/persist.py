@@ -20,7 +20,8 @@ from hashhop.memory.ingest import Memory
 from hashhop.memory.store import MemoryStore
 
 FORMAT = "hashhop-memory"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
+"""4: keys keep KEPT_KEY_BITS bits, token texts 6 bits a character (3: all key bits, ASCII)."""
 
 
 def save_memory(memory: Memory, path: Path) -> None:

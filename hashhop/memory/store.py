@@ -1,9 +1,13 @@
 """The memory itself: packed binary keys, the tokens they hold, and an index over the keys.
 
-An entry is a key of `code_bits` bits (the signs of the writer's key logits, packed into
-uint64 words, bit 0 the most significant bit of word 0), its token's text (ASCII, zero
-padded) and the score its write gate adds to reads (float16). Nothing else is kept: 32 + 16
-+ 2 bytes for a 256-bit key and a 16-letter hash.
+An entry is a key of `key_bits` bits (the signs of the writer's key logits, packed into
+uint64 words, bit 0 the most significant bit of word 0), its token's text (6 bits a
+character: hashhop.memory.texts) and the score its write gate adds to reads (float16).
+Nothing else is kept: 24 + 12 + 2 bytes for 192 key bits and a 16-letter hash.
+
+A memory keeps the first KEPT_KEY_BITS of the model's code_bits, in the bit order below:
+agreement over 192 of 256 independent-enough bits estimates the same agreement, and a
+quarter of the bytes go (measured in RESULTS.md, fifth session).
 
 Entries are stored sorted by their first word, so the entries whose first `prefix_bits` bits
 equal a given prefix form one contiguous bucket; where each bucket starts is a table of
@@ -16,30 +20,35 @@ That holds only if the prefix splits the entries evenly, and learned key bits ar
 independent: in the first 16 bits of a trained model's keys, a 1M-token memory filled 11K
 of 65K buckets and a probe met 535 entries on average. So the bits are stored in an order
 chosen from the memory's first entries (`balanced_bit_order`): the prefix is the bits that
-together split them most evenly. Hamming distance does not depend on the order; a query is
-put in the same order before it is packed.
+together split them most evenly, and the bits dropped past KEPT_KEY_BITS are the ones most
+correlated with those kept. Hamming distance does not depend on the order; a query is given
+in the same order (`order_query`, or a decoder computes it in that order).
 
 A query probes its own bucket and the buckets of the prefixes it is least sure of: prefixes
 with the query's least confident bits flipped, in order of the summed confidence |logit| of
-the flipped bits (query-directed multi-probe LSH, after Lv et al. 2007). The entries of all
-probes are the query's `candidates`: `search` ranks them by full Hamming distance (a decoding
-read ranks them by its own score: hashhop.memory.decode), `exact_search` ranks every entry,
-and recall of the index against it is measured in benchmarks/memory.py.
-A longer prefix is one more bit in which a matching key can disagree with its query, so the
-probes a read needs grow with the memory (`default_probes`).
+the flipped bits (query-directed multi-probe LSH, after Lv et al. 2007). `search` scores the
+entries of those buckets by Hamming distance, or as a read scores them (hashhop.memory.probe,
+compiled); `exact_search` ranks every entry, and recall of the index against it is measured in
+benchmarks/memory.py. A longer prefix is one more bit in which a matching key can disagree
+with its query, so the probes a read needs grow with the memory (`default_probes`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import cache
 
 import numpy as np
 
 from hashhop.errors import HashHopError
+from hashhop.memory.probe import best_entries
+from hashhop.memory.texts import unpack_texts
 
 WORD_BITS = 64
+KEPT_KEY_BITS = 192
+"""Key bits a memory keeps. Measured on saved memories with the shipped model (same questions,
+RESULTS.md fifth session): 256 / 192 / 128 bits answered 99 / 99 / - of 100 3-hop questions at
+1M tokens, 98 / 98 / 97 2-hop at 10M and 100 / 99 / 98 2-hop at 100M."""
 ENTRIES_PER_BUCKET = 2
 BASE_PROBES = 256
 """Buckets a read probes up to BASE_PREFIX_BITS of prefix. Measured on 200 3-hop questions at
@@ -66,32 +75,24 @@ def pack_signs(signs: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(packed).view(">u8").astype(np.uint64)
 
 
-def balanced_bit_order(signs: np.ndarray, prefix_bits: int = MAX_PREFIX_BITS) -> np.ndarray:
-    """An order of the key bits whose first `prefix_bits` split the sample signs [N, bits]
-    (bool) evenly: greedily, each next bit is the one with the least squared mean (as +-1)
-    plus squared correlation with the bits already chosen (ties to the lower bit); the other
-    bits follow in their order. Pairwise statistics only: a 65K-entry sample takes ~0.5 s."""
+def balanced_bit_order(signs: np.ndarray, prefix_bits: int | None = None) -> np.ndarray:
+    """An order of the key bits whose first `prefix_bits` (default: all) split the sample
+    signs [N, bits] (bool) evenly: greedily, each next bit is the one with the least squared
+    mean (as +-1) plus squared correlation with the bits already chosen (ties to the lower
+    bit); the other bits follow in their order. Pairwise statistics only: a 65K-entry sample
+    takes ~0.5 s."""
     n_bits = signs.shape[1]
     plus_minus = np.where(signs, 1.0, -1.0).astype(np.float32)
     samples = max(1, len(signs))
     cost = (plus_minus.sum(0) / samples).astype(np.float64) ** 2
     squared_correlation = (plus_minus.T @ plus_minus / samples).astype(np.float64) ** 2
     chosen: list[int] = []
-    for _ in range(min(prefix_bits, n_bits)):
+    for _ in range(n_bits if prefix_bits is None else min(prefix_bits, n_bits)):
         best = int(np.argmin(cost))
         chosen.append(best)
         cost = cost + squared_correlation[best]
         cost[best] = np.inf
     return np.array(chosen + [bit for bit in range(n_bits) if bit not in chosen], dtype=np.int64)
-
-
-def pack_tokens(texts: list[str], width: int) -> np.ndarray:
-    """Token texts -> uint8 [N, width], zero padded (texts never hold a NUL)."""
-    out = np.zeros((len(texts), width), dtype=np.uint8)
-    for row, text in enumerate(texts):
-        raw = text.encode("ascii")
-        out[row, : len(raw)] = np.frombuffer(raw, dtype=np.uint8)
-    return out
 
 
 def hamming(codes: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -104,38 +105,19 @@ def hamming(codes: np.ndarray, query: np.ndarray) -> np.ndarray:
     return total
 
 
-@cache
-def _subsets(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every subset of n items as a 0/1 row [2^n, n], as float64 and as uint64 (computed once per n)."""
-    subsets = (np.arange(1 << n)[:, None] >> np.arange(n)) & 1
-    return subsets.astype(np.float64), subsets.astype(np.uint64)
-
-
-def _flip_masks(confidence: np.ndarray, n_masks: int) -> np.ndarray:
-    """The n_masks cheapest prefix flips (uint64 masks over `len(confidence)` prefix bits, the
-    first bit most significant), cheapest first, starting with no flip. Cost of a flip is the
-    summed confidence of its bits; the cheapest sets are drawn from the log2(n_masks) + 1 least
-    confident bits (a set with a more confident bit costs more than most of those)."""
-    n_bits = len(confidence)
-    candidates = np.argsort(confidence, kind="stable")[: min(n_bits, max(1, n_masks.bit_length()))]
-    subsets_float, subsets_int = _subsets(len(candidates))
-    costs = subsets_float @ confidence[candidates].astype(np.float64)
-    bit_values = np.left_shift(np.uint64(1), (n_bits - 1 - candidates).astype(np.uint64))
-    return (subsets_int @ bit_values)[np.argsort(costs, kind="stable")[:n_masks]]
-
-
 @dataclass
 class MemoryStore:
     """Entries sorted by their first key word; `search` probes buckets of the key prefix."""
 
     codes: np.ndarray
-    """uint64 [N, code_bits // 64], sorted by column 0."""
+    """uint64 [N, key_bits // 64], sorted by column 0."""
     tokens: np.ndarray
-    """uint8 [N, width]: each entry's token text, zero padded."""
+    """uint8 [N, width]: each entry's token text (`hashhop.memory.texts.pack_texts`)."""
     bias: np.ndarray
     """float16 [N]: what each entry adds to a read's score (its write gate's log sigmoid)."""
     bit_order: np.ndarray
-    """int64 [code_bits]: stored bit j is the key's bit bit_order[j] (`balanced_bit_order`)."""
+    """int64 [code_bits]: stored bit j is the key's bit bit_order[j] (`balanced_bit_order`);
+    the first key_bits are kept."""
     bucket_starts: np.ndarray = field(init=False, repr=False)
     """[2^prefix_bits + 1] (uint32 below 2^32 entries): bucket p holds entries bucket_starts[p]
     .. bucket_starts[p + 1]."""
@@ -175,37 +157,39 @@ class MemoryStore:
         of 1-hop prompt, 1024 of 2-hop)."""
         return BASE_PROBES << max(0, self.prefix_bits - BASE_PREFIX_BITS) // 2
 
+    @property
+    def key_bits(self) -> int:
+        return self.codes.shape[1] * WORD_BITS
+
     def token_texts(self, indices: np.ndarray) -> list[str]:
-        return [row.tobytes().rstrip(b"\0").decode("ascii") for row in self.tokens[indices]]
+        return unpack_texts(self.tokens[indices])
 
-    def pack_query(self, query_logits: np.ndarray) -> np.ndarray:
-        """Query logits [code_bits] -> its packed signs in this memory's bit order [W]."""
-        return pack_codes(np.asarray(query_logits)[self.bit_order][None])[0]
+    def order_query(self, query_logits: np.ndarray) -> np.ndarray:
+        """Query logits [code_bits] in the model's order -> the kept bits' logits in this
+        memory's order [key_bits] (float32), as `search` takes them."""
+        return np.ascontiguousarray(np.asarray(query_logits, dtype=np.float32)[self.bit_order[: self.key_bits]])
 
-    def exact_search(self, query_logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The k entries nearest the query's signs over the whole memory: (indices, distances),
-        nearest first, ties in index order."""
-        return nearest(np.arange(len(self)), hamming(self.codes, self.pack_query(query_logits)), k)
+    def exact_search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The k entries nearest an ordered query's signs over the whole memory: (indices,
+        distances), nearest first, ties in index order. numpy, independent of `search`."""
+        return nearest(np.arange(len(self)), hamming(self.codes, pack_codes(query[None])[0]), k)
 
-    def candidates(self, query_logits: np.ndarray, probes: int | None = None) -> np.ndarray:
-        """Indices of the entries in the `probes` buckets (default: `default_probes`) whose
-        prefixes the query is likeliest to share, bucket after bucket; every entry while the
-        memory is too small for a prefix."""
-        bits = self.prefix_bits
-        if bits == 0:
-            return np.arange(len(self))
-        prefix_logits = np.asarray(query_logits, dtype=np.float32)[self.bit_order[:bits]]
-        prefix = np.bitwise_or.reduce((prefix_logits >= 0).astype(np.uint64) << np.arange(bits - 1, -1, -1, dtype=np.uint64))
-        prefixes = prefix ^ _flip_masks(np.abs(prefix_logits), probes or self.default_probes)
-        starts = self.bucket_starts[prefixes].astype(np.int64)
-        sizes = self.bucket_starts[prefixes + np.uint64(1)] - starts
-        return np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(int(sizes.sum()))
-
-    def search(self, query_logits: np.ndarray, k: int, probes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The k nearest among the `candidates`: (indices, distances) as exact_search."""
-        candidates = self.candidates(query_logits, probes)
-        distances = hamming(np.take(self.codes, candidates, axis=0), self.pack_query(query_logits))
-        return nearest(candidates, distances, k)
+    def search(
+        self, query: np.ndarray, k: int, probes: int | None = None, read_scale: float | None = None,
+        overlay: MemoryStore | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The k best entries among those of the `probes` buckets (default: `default_probes`;
+        every entry from 2^prefix_bits) whose prefixes an ordered query [key_bits] is likeliest
+        to share, and every entry of `overlay` (indexed after this memory's): (indices, Hamming
+        distances, biases). Ranked by distance, or with `read_scale` by a read's score
+        (read_scale * agreement + bias); ties in index order."""
+        extra_codes, extra_bias = (self.codes[:0], self.bias[:0]) if overlay is None else (overlay.codes, overlay.bias)
+        if extra_codes.shape[1] != self.codes.shape[1]:
+            raise HashHopError(f"an overlay of {overlay.key_bits}-bit keys cannot join a memory of {self.key_bits}-bit keys")
+        return best_entries(self.codes, self.bias.view(np.uint16), self.bucket_starts, self.prefix_bits,
+                            np.ascontiguousarray(query, dtype=np.float32), probes or self.default_probes,
+                            1.0 if read_scale is None else read_scale, read_scale is not None,
+                            extra_codes, extra_bias.view(np.uint16), k)
 
 
 def nearest(indices: np.ndarray, distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -216,3 +200,4 @@ def nearest(indices: np.ndarray, distances: np.ndarray, k: int) -> tuple[np.ndar
         indices, distances = indices[keep], distances[keep]
     order = np.lexsort((indices, distances))[:k]
     return indices[order], distances[order]
+
