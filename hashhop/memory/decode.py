@@ -9,7 +9,9 @@ fixed vocabulary, the window's identifiers and what the reads retrieved. Nothing
 with the context but the index's probes past a 10M-token memory (as the square root of its
 entries, for recall: `MemoryStore.default_probes`); benchmarks/memory.py measures it. The step
 runs in numpy (`hashhop.memory.numpy_step`, held equal to the torch model by the tests):
-in torch its hundred small operations cost more in dispatch than in arithmetic.
+in torch its hundred small operations cost more in dispatch than in arithmetic. Each lookup
+is one compiled loop (`hashhop.memory.probe`), whose query the step computes already in the
+memory's bit order.
 """
 
 from __future__ import annotations

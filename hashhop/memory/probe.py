@@ -13,25 +13,34 @@ whole; its entries count after the first store's.
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
 _M1, _M2, _M4 = np.uint64(0x5555555555555555), np.uint64(0x3333333333333333), np.uint64(0x0F0F0F0F0F0F0F0F)
 _H01 = np.uint64(0x0101010101010101)
-HALF_TO_FLOAT = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)
-"""Every float16 as float32, by its bits: how the compiled loop reads the stored gate scores."""
 
 
 @numba.njit(cache=True, inline="always")
 def _popcount(x: np.uint64) -> np.uint64:
+    """Bits set in x, counted in parallel within the word (SWAR)."""
     x = x - ((x >> np.uint64(1)) & _M1)
     x = (x & _M2) + ((x >> np.uint64(2)) & _M2)
     x = (x + (x >> np.uint64(4))) & _M4
     return (x * _H01) >> np.uint64(56)
 
 
+@numba.njit(cache=True, inline="always")
+def half_to_float(bits: np.uint16) -> np.float32:
+    """A float16 given by its bits, as float32 (exactly; inf and nan are never stored)."""
+    exponent, fraction = (bits >> 10) & 0x1F, bits & 0x3FF
+    value = math.ldexp(fraction, -24) if exponent == 0 else math.ldexp(1024 + fraction, exponent - 25)
+    return np.float32(-value if bits >> 15 else value)
+
+
 @numba.njit(cache=True)
-def pack_query(query: np.ndarray, words: int) -> np.ndarray:
+def _pack_query(query: np.ndarray, words: int) -> np.ndarray:
     """Ordered query logits [>= 64 * words] -> their signs packed as stored keys (logit >= 0 is 1)."""
     packed = np.zeros(words, np.uint64)
     for bit in range(64 * words):
@@ -43,23 +52,40 @@ def pack_query(query: np.ndarray, words: int) -> np.ndarray:
 @numba.njit(cache=True)
 def flip_masks(confidence: np.ndarray, n_masks: int) -> np.ndarray:
     """The n_masks cheapest flips of a prefix (uint64 masks over len(confidence) bits, the first
-    bit most significant), cheapest first, starting with no flip. A flip costs the summed
-    confidence of its bits; the cheapest are drawn from the bit_length(n_masks) least
-    confident bits (a set with a more confident bit costs more than most of those)."""
+    bit most significant), the empty flip among them. A flip costs the summed confidence of
+    its bits; the cheapest are drawn from the bit_length(n_masks) least confident bits (a set
+    with a more confident bit costs more than most of those). Which buckets are read matters,
+    not their order (a read ranks what it finds by score and index), so the masks are selected,
+    not sorted: at the cutoff cost, the lower subsets go first."""
     n_bits = len(confidence)
     n_least = 1
     while n_masks >> n_least:  # bit_length(n_masks)
         n_least += 1
     n_least = min(n_bits, n_least)
-    least = np.argsort(confidence, kind="mergesort")[:n_least]
+    least = np.argsort(confidence)[:n_least]
     costs = np.zeros(1 << n_least)
     masks = np.zeros(1 << n_least, np.uint64)
-    for subset in range(1 << n_least):
-        for j in range(n_least):
-            if (subset >> j) & 1:
-                costs[subset] += confidence[least[j]]
-                masks[subset] |= np.uint64(1) << np.uint64(n_bits - 1 - least[j])
-    return masks[np.argsort(costs, kind="mergesort")[:n_masks]]
+    for subset in range(1, 1 << n_least):  # each subset is a smaller one plus its lowest bit
+        lowest = 0
+        while not (subset >> lowest) & 1:
+            lowest += 1
+        rest = subset ^ (1 << lowest)
+        costs[subset] = costs[rest] + confidence[least[lowest]]
+        masks[subset] = masks[rest] | (np.uint64(1) << np.uint64(n_bits - 1 - least[lowest]))
+    if n_masks >= len(costs):
+        return masks
+    cutoff = np.partition(costs, n_masks - 1)[n_masks - 1]
+    chosen = np.empty(n_masks, np.uint64)
+    count = 0
+    for subset in range(len(costs)):
+        if costs[subset] < cutoff:
+            chosen[count] = masks[subset]
+            count += 1
+    for subset in range(len(costs)):
+        if count < n_masks and costs[subset] == cutoff:
+            chosen[count] = masks[subset]
+            count += 1
+    return chosen
 
 
 @numba.njit(cache=True, inline="always")
@@ -87,7 +113,7 @@ def _scan(codes, bias_bits, start, stop, offset, packed, scale, use_bias, best, 
         distance = 0
         for word in range(codes.shape[1]):
             distance += _popcount(codes[entry, word] ^ packed[word])
-        bias = HALF_TO_FLOAT[bias_bits[entry]] if use_bias else np.float32(0)
+        bias = half_to_float(bias_bits[entry]) if use_bias else np.float32(0)
         score = np.float32(scale) * np.float32(1 - 2 * distance / bits) + bias
         found = _keep(best_index, best_distance, best_score, best_bias, found, offset + entry, distance, score, bias)
     return found
@@ -100,7 +126,7 @@ def best_entries(codes, bias_bits, bucket_starts, prefix_bits, query, n_probes, 
     biases) sorted by score. `n_probes` buckets of the `prefix_bits` prefix are read (every
     entry once n_probes covers every prefix); `extra_*` is scanned whole, its indices after
     len(codes). Biases are float16 bits, read as 0 where `use_bias` is false."""
-    packed = pack_query(query, codes.shape[1])
+    packed = _pack_query(query, codes.shape[1])
     best = (np.full(k, -1, np.int64), np.zeros(k, np.int64), np.full(k, -np.inf, np.float32), np.zeros(k, np.float32))
     found = 0
     if prefix_bits == 0 or n_probes >= (1 << prefix_bits):

@@ -28,6 +28,8 @@ _SYMBOL_NUMBERS = {symbol: number for number, symbol in enumerate(SYMBOLS)}
 _SYMBOL_OF_BYTE = np.zeros(256, np.uint32)
 _SYMBOL_OF_BYTE[np.frombuffer(IDENTIFIER_CHARS.encode("ascii"), np.uint8)] = np.arange(1, len(IDENTIFIER_CHARS) + 1)
 _BYTE_OF_SYMBOL = np.frombuffer(b"\0" + IDENTIFIER_CHARS.encode("ascii") + b"\0", np.uint8)
+_ESCAPED = ord("?")
+"""How `_characters` marks a symbol piece: never an identifier character."""
 _GROUP_SHIFTS = np.array([18, 12, 6, 0], np.uint32)
 """4 symbols (24 bits) to a group of 3 bytes."""
 _BYTE_SHIFTS = np.array([16, 8, 0], np.uint32)
@@ -55,7 +57,7 @@ def pack_texts(texts: list[str]) -> np.ndarray:
 @numba.njit(cache=True)
 def _characters(rows: np.ndarray) -> np.ndarray:
     """Packed rows [N, 3 * groups] -> each row's characters as ASCII [N, 4 * groups], 0 where
-    padded; an escaped row keeps its escape and symbol number in its first two places."""
+    padded; an escaped row is _ESCAPED and 1 + its symbol's number."""
     out = np.zeros((rows.shape[0], rows.shape[1] // 3 * 4), np.uint8)
     for row in range(rows.shape[0]):
         for group in range(rows.shape[1] // 3):
@@ -63,16 +65,16 @@ def _characters(rows: np.ndarray) -> np.ndarray:
             for place in range(4):
                 out[row, 4 * group + place] = _BYTE_OF_SYMBOL[(bits >> (18 - 6 * place)) & ESCAPE]
         if rows.shape[1] and rows[row, 0] >> 2 == ESCAPE:
-            out[row, 0], out[row, 1] = ESCAPE, (rows[row, 0] & 3) << 4 | rows[row, 1] >> 4
+            out[row, 0], out[row, 1] = _ESCAPED, ((rows[row, 0] & 3) << 4 | rows[row, 1] >> 4) + 1
     return out
 
 
 def unpack_texts(rows: np.ndarray) -> list[str]:
     """uint8 [N, 3 * groups] as `pack_texts` wrote them -> the token texts."""
+    if not len(rows):
+        return []
     characters = _characters(rows)
     width = characters.shape[1]
-    joined = characters.tobytes().decode("latin-1")
+    joined = characters.tobytes().decode("ascii")
     texts = [joined[start : start + width].rstrip("\0") for start in range(0, len(joined), width)]
-    for row in np.flatnonzero(characters[:, 0] == ESCAPE):
-        texts[row] = SYMBOLS[characters[row, 1]]
-    return texts
+    return [SYMBOLS[ord(text[1]) - 1] if text[0] == "?" else text for text in texts]
