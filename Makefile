@@ -41,19 +41,19 @@ demo: install
 	$(HASHHOP) score $(DEMO)/data.jsonl $(DEMO)/answers.jsonl
 	$(HASHHOP) generate --tokens 10000000 --prompt-only -o $(DEMO)/prompt-10M.txt
 	# 2. The harness: a real small LLM (SmolLM2-135M's GGUF) run on CPU by llama.cpp, 10 prompts a
-	#    cell, 40 in all (its time here: benchmarks/RESULTS.md), then the report (table, heatmap.png,
-	#    accuracy.png, report.html).
-	$(HASHHOP) eval --backend llamacpp --model smollm2-135m --tokens 500,2000 --hops 1,2 --samples 10 --out $(DEMO)/smollm2
-	# 3. Our own model: the identifier transformer (one token per hash), trained on CPU for under
-	#    5 minutes (5000 of the config's 12000 steps), evaluated from its training length (~32
+	#    cell at short contexts, 40 in all (its time here: benchmarks/RESULTS.md), then the report
+	#    (table, heatmap.png, accuracy.png, report.html).
+	$(HASHHOP) eval --backend llamacpp --model smollm2-135m --tokens 250,500 --hops 1,2 --samples 10 --out $(DEMO)/smollm2
+	# 3. Our own model: the identifier transformer (one token per hash), trained on CPU for about
+	#    2 minutes (1500 of the config's 12000 steps), evaluated from its training length (~32
 	#    tokens of pairs) to 64x it, in the same report as SmolLM2.
-	$(HASHHOP) train --config configs/identifier.toml --set out_dir=$(DEMO)/identifier --set steps=5000 --set task.one_hop_steps=1500
+	$(HASHHOP) train --config configs/identifier.toml --set out_dir=$(DEMO)/identifier --set steps=1500 --set task.one_hop_steps=1000
 	$(HASHHOP) eval --backend hashhop --model $(DEMO)/identifier --tokens 32..2048 --hops 1,2 --cot --samples 20 --batch-size 16 --out $(DEMO)/identifier-eval
 	# 4. The long-term-memory model: trained on CPU for about a minute (its config), then asked 1-, 2-
 	#    and 3-hop skip questions (no chain of thought) about 1M tokens of context (its own tokens:
 	#    ~250K pairs), ingested by streaming.
 	$(HASHHOP) train --config configs/memory.toml --set out_dir=$(DEMO)/memory
-	$(HASHHOP) eval --backend hashhop --model $(DEMO)/memory --tokens 1000000 --hops 1,2,3 --samples 3 --out $(DEMO)/memory-eval
+	$(HASHHOP) eval --backend hashhop --model $(DEMO)/memory --tokens 1000000 --hops 1,2,3 --samples 2 --out $(DEMO)/memory-eval
 	$(HASHHOP) report $(DEMO)/smollm2 $(DEMO)/identifier-eval $(DEMO)/memory-eval --out $(DEMO)
 	# 5. Code memory: a small code encoder learned from installed packages (the standard library
 	#    and numpy held out), the standard library indexed with it, and searches of each kind.

@@ -85,6 +85,10 @@ class Tokenizer(Protocol):
 
     def decode(self, ids: list[int], identifiers: list[str]) -> str: ...
 
+    def count(self, text: str) -> int:
+        """len(encode(text).ids), without building them (the harness sizes prompts by it)."""
+        ...
+
     def features(self, identifiers: list[str]) -> np.ndarray:
         """float32 [len(identifiers), feature_dim], each row a function of its string only."""
         ...
@@ -112,6 +116,9 @@ class _NoIdentifiers:
     """Shared by the tokenizers whose whole vocabulary is fixed: no identifiers, no features."""
 
     feature_dim = 0
+
+    def count(self, text: str) -> int:
+        return len(self.encode(text).ids)
 
     def features(self, identifiers: list[str]) -> np.ndarray:
         return np.zeros((len(identifiers), 0), dtype=np.float32)
@@ -262,6 +269,10 @@ class IdentifierTokenizer:
     def pieces(text: str) -> list[str]:
         """The text of each token, in order."""
         return _PIECE.findall(text)
+
+    def count(self, text: str) -> int:
+        """One token a piece: a 1M-token prompt is counted in ~0.3 s, encoded in ~1.3 s."""
+        return len(_PIECE.findall(text))
 
     @staticmethod
     def stream_pieces(chunks: Iterable[str]) -> Iterator[list[str]]:

@@ -55,6 +55,11 @@ def test_every_tokenizer_round_trips_a_hashhop_sample(any_tokenizer, sample_text
     assert any_tokenizer.decode(encoded.ids, encoded.identifiers) == sample_text
 
 
+def test_count_is_the_number_of_encoded_ids(any_tokenizer, sample_text):
+    for text in (sample_text, sample_text + "\n\nCOMPLETION:\nHops=2\nabc = '", ""):
+        assert any_tokenizer.count(text) == len(any_tokenizer.encode(text).ids)
+
+
 def test_fixed_ids_lie_below_n_fixed_and_identifier_ids_index_the_list(any_tokenizer, sample_text):
     encoded = any_tokenizer.encode(sample_text)
     assert 0 <= min(encoded.ids)

@@ -13,7 +13,7 @@ from hashhop.backends.base import Completion
 from hashhop.checkpoint import WEIGHTS_FILE, load_checkpoint
 from hashhop.generation import greedy_continue
 from hashhop.memory.decode import MemoryDecoder
-from hashhop.memory.ingest import ingest
+from hashhop.memory.ingest import ingest, text_chunks
 from hashhop.model_digest import checkpoint_digest
 
 
@@ -38,7 +38,7 @@ class CheckpointBackend:
         }
 
     def count_tokens(self, text: str) -> int | None:
-        return len(self.loaded.tokenizer.encode(text).ids)
+        return self.loaded.tokenizer.count(text)
 
     @property
     def context_window(self) -> int | None:
@@ -65,6 +65,6 @@ class CheckpointBackend:
         began = time.perf_counter()
         model, tokenizer = self.loaded.model, self.loaded.tokenizer
         pieces = tokenizer.pieces(prompt)
-        memory = ingest(model, tokenizer, ["".join(pieces[:-1])], progress=False)
+        memory = ingest(model, tokenizer, text_chunks("".join(pieces[:-1])), progress=False)
         decoded = MemoryDecoder(model, tokenizer, memory).continue_text(pieces[-1], max_new_tokens)
         return Completion(decoded.text, memory.n_tokens, decoded.n_tokens, time.perf_counter() - began)

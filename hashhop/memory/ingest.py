@@ -133,6 +133,12 @@ class StreamingWriter:
         return Memory(store, self.recent, self.n_tokens, digest or model_digest(self.model))
 
 
+def text_chunks(text: str, chars: int = READ_CHARS) -> Iterator[str]:
+    """A text held in memory, `chars` characters at a time (so the writer's batches stay small)."""
+    for start in range(0, len(text), chars):
+        yield text[start : start + chars]
+
+
 def file_chunks(path: Path, chars: int = READ_CHARS) -> Iterator[str]:
     """A text file, `chars` characters at a time."""
     try:
