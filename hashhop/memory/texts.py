@@ -77,4 +77,5 @@ def unpack_texts(rows: np.ndarray) -> list[str]:
     width = characters.shape[1]
     joined = characters.tobytes().decode("ascii")
     texts = [joined[start : start + width].rstrip("\0") for start in range(0, len(joined), width)]
-    return [SYMBOLS[ord(text[1]) - 1] if text[0] == "?" else text for text in texts]
+    escaped = chr(_ESCAPED)
+    return [SYMBOLS[ord(text[1]) - 1] if text[:1] == escaped else text for text in texts]
