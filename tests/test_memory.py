@@ -77,11 +77,22 @@ def test_a_read_ranks_the_memory_and_its_overlay_by_its_own_score():
     for _ in range(10):
         query = store.order_query(rng.standard_normal(128))
         found, distance, found_bias = store.search(query, 8, 1 << store.prefix_bits, 20.0, overlay)
-        agreement = (1 - 2 * hamming(codes, pack_codes(query[None])[0]) / 128).astype(np.float32)
+        every_distance = hamming(codes, pack_codes(query[None])[0])
+        agreement = (1 - 2 * every_distance / 128).astype(np.float32)
         expected = np.lexsort((np.arange(len(codes)), -(20.0 * agreement + bias.astype(np.float32))))[:8]
         assert found.tolist() == expected.tolist()
         assert np.array_equal(found_bias, bias[expected].astype(np.float32))
-        assert np.array_equal(1 - 2 * distance / 128, 1 - 2 * hamming(codes[expected], pack_codes(query[None])[0]) / 128)
+        assert np.array_equal(distance, every_distance[expected])
+
+
+def test_the_lookup_reads_every_finite_float16_gate_score_exactly():
+    from hashhop.memory.probe import half_to_float
+
+    bits = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    values = bits.view(np.float16).astype(np.float32)
+    finite = np.isfinite(values)
+    read = np.array([half_to_float(b) for b in bits[finite]], np.float32)
+    assert np.array_equal(read.view(np.uint32), values[finite].view(np.uint32))  # -0.0 and subnormals too
 
 
 def test_index_finds_a_noisy_copy_of_a_key_among_many():

@@ -89,14 +89,20 @@ def flip_masks(confidence: np.ndarray, n_masks: int) -> np.ndarray:
 
 
 @numba.njit(cache=True, inline="always")
+def _ranks_before(score, index, other_score, other_index):
+    """The read's order: higher score first, then lower index."""
+    return score > other_score or (score == other_score and index < other_index)
+
+
+@numba.njit(cache=True, inline="always")
 def _keep(best_index, best_distance, best_score, best_bias, found, index, distance, score, bias):
-    """Insert an entry into the best so far (sorted by score, then index) if it belongs there;
+    """Insert an entry into the best so far (in `_ranks_before` order) if it belongs there;
     returns how many are kept."""
     k = len(best_index)
-    if found == k and not (score > best_score[k - 1] or (score == best_score[k - 1] and index < best_index[k - 1])):
+    if found == k and not _ranks_before(score, index, best_score[k - 1], best_index[k - 1]):
         return found
     slot = min(found, k - 1)
-    while slot > 0 and (score > best_score[slot - 1] or (score == best_score[slot - 1] and index < best_index[slot - 1])):
+    while slot > 0 and _ranks_before(score, index, best_score[slot - 1], best_index[slot - 1]):
         best_index[slot], best_distance[slot] = best_index[slot - 1], best_distance[slot - 1]
         best_score[slot], best_bias[slot] = best_score[slot - 1], best_bias[slot - 1]
         slot -= 1

@@ -7,7 +7,8 @@ Nothing else is kept: 24 + 12 + 2 bytes for 192 key bits and a 16-letter hash.
 
 A memory keeps the first KEPT_KEY_BITS of the model's code_bits, in the bit order below:
 agreement over 192 of 256 independent-enough bits estimates the same agreement, and a
-quarter of the bytes go (measured in RESULTS.md, fifth session).
+quarter of the bytes go (RESULTS.md: fifth session on saved memories, sixth session every
+cell of the accuracy table).
 
 Entries are stored sorted by their first word, so the entries whose first `prefix_bits` bits
 equal a given prefix form one contiguous bucket; where each bucket starts is a table of
