@@ -49,11 +49,13 @@ demo: install
 	#    tokens of pairs) to 64x it, in the same report as SmolLM2.
 	$(HASHHOP) train --config configs/identifier.toml --set out_dir=$(DEMO)/identifier --set steps=1500 --set task.one_hop_steps=1000
 	$(HASHHOP) eval --backend hashhop --model $(DEMO)/identifier --tokens 32..2048 --hops 1,2 --cot --samples 20 --batch-size 16 --out $(DEMO)/identifier-eval
-	# 4. The long-term-memory model: trained on CPU for about a minute (its config), then asked 1-, 2-
-	#    and 3-hop skip questions (no chain of thought) about 1M tokens of context (its own tokens:
-	#    ~250K pairs), ingested by streaming.
-	$(HASHHOP) train --config configs/memory.toml --set out_dir=$(DEMO)/memory
-	$(HASHHOP) eval --backend hashhop --model $(DEMO)/memory --tokens 1000000 --hops 1,2,3 --samples 2 --out $(DEMO)/memory-eval
+	# 4. The long-term-memory model, trained on CPU in its two stages (about a minute of skip
+	#    answers, then 300 of the second config's 600 steps adding chain of thought), then asked
+	#    1-, 2- and 3-hop questions, with and without the chain written out, about 1M tokens of
+	#    context (its own tokens: ~250K pairs), ingested by streaming.
+	$(HASHHOP) train --config configs/memory.toml --set out_dir=$(DEMO)/memory-skip
+	$(HASHHOP) train --config configs/memory_cot.toml --set init_from=$(DEMO)/memory-skip --set out_dir=$(DEMO)/memory --set steps=300
+	$(HASHHOP) eval --backend hashhop --model $(DEMO)/memory --tokens 1000000 --hops 1,2,3 --both --samples 1 --out $(DEMO)/memory-eval
 	$(HASHHOP) report $(DEMO)/smollm2 $(DEMO)/identifier-eval $(DEMO)/memory-eval --out $(DEMO)
 	# 5. Code memory: a small code encoder learned from installed packages (the standard library
 	#    and numpy held out), the standard library indexed with it, and searches of each kind.

@@ -82,6 +82,19 @@ def _check_same_run(checkpoint: Path, model_config: ModelConfig, tokenizer_spec:
             )
 
 
+def _start_from(source: str, model: torch.nn.Module, tokenizer_spec: dict, device: torch.device) -> None:
+    """Load `init_from`'s weights into a new run's model, or say in one line why they do not fit."""
+    checkpoint = latest_checkpoint(Path(source))
+    if checkpoint is None or not (checkpoint / CONFIG_FILE).is_file():
+        raise HashHopError(f"init_from: no checkpoint at {source}")
+    if json.loads((checkpoint / CONFIG_FILE).read_text())["tokenizer"] != tokenizer_spec:
+        raise HashHopError(f"init_from: {checkpoint} was trained with another tokenizer")
+    try:
+        model.load_state_dict(load_weights(checkpoint, device))
+    except RuntimeError:
+        raise HashHopError(f"init_from: {checkpoint}'s weights do not fit this model (another arch or shape)") from None
+
+
 @dataclass
 class TrainResult:
     metrics: dict[str, float]
@@ -112,6 +125,8 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
         model.load_state_dict(load_weights(resume_from, device))
         optimizer.load_state_dict(state["optimizer"])
         start_step = state["step"]
+    elif config.init_from is not None:
+        _start_from(config.init_from, model, tokenizer.spec(), device)
     trained = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     metrics = {"loss": float("nan"), "exact": float("nan"), "seconds": 0.0}

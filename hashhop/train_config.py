@@ -83,6 +83,11 @@ class TrainConfig(_Strict):
     seed: int = Field(0, ge=0, lt=2**64)
     checkpoint_every: int = Field(250, ge=1)
     device: str = Field("auto", pattern=DEVICE_PATTERN)
+    init_from: str | None = None
+    """A checkpoint or run directory whose weights this run starts from, with a fresh
+    optimizer and schedule: a second training stage (configs/memory_cot.toml). Its tokenizer
+    and weight shapes must be this config's; loss settings (model.write_cost) may differ.
+    Ignored once the run has checkpoints of its own (it resumes from them)."""
 
 
 def load_config(path: Path | None, overrides: list[str]) -> TrainConfig:
@@ -134,6 +139,8 @@ def _check_parts(config: TrainConfig) -> None:
         check_tokenizer_options(options.pop("kind", None), **options)
     with _blaming("model"):
         ModelConfig(n_fixed=1, feature_dim=0, **config.model.model_dump())  # the tokenizer sets these two
+    if config.init_from is not None and not Path(config.init_from).is_dir():
+        raise HashHopError(f"init_from: no checkpoint or run directory at {config.init_from}")
     with _blaming("task"):
         for hops in config.task.hops:
             for cot in config.task.cot:

@@ -129,6 +129,26 @@ def test_resuming_with_another_model_is_a_clear_error(tmp_path):
         train(tiny_config(tmp_path, "steps=4", "model.d_model=32"), progress=False)
 
 
+def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path):
+    first = train(tiny_config(tmp_path / "first", "steps=2", "checkpoint_every=2"), progress=False).model
+    # lr near zero: the second stage's weights are the first's, a fresh model's are not
+    second = train(tiny_config(tmp_path / "second", "steps=1", "lr=1e-12", f"init_from='{tmp_path / 'first'}'"),
+                   progress=False).model
+    fresh = train(tiny_config(tmp_path / "fresh", "steps=1", "lr=1e-12"), progress=False).model
+    for name, weight in first.state_dict().items():
+        assert torch.allclose(second.state_dict()[name], weight, atol=1e-6), name
+    assert not all(torch.equal(fresh.state_dict()[name], weight) for name, weight in first.state_dict().items())
+
+
+def test_init_from_a_model_of_another_shape_is_a_clear_error(tmp_path):
+    train(tiny_config(tmp_path / "first", "steps=2", "checkpoint_every=2"), progress=False)
+    with pytest.raises(HashHopError, match="init_from: .* do not fit this model"):
+        train(tiny_config(tmp_path / "second", "steps=1", "model.d_model=32", f"init_from='{tmp_path / 'first'}'"),
+              progress=False)
+    with pytest.raises(HashHopError, match="init_from: no checkpoint or run directory"):
+        tiny_config(tmp_path / "third", f"init_from='{tmp_path / 'missing'}'")
+
+
 @pytest.mark.slow
 def test_two_ddp_processes_on_cpu_keep_their_replicas_in_sync(tmp_path):
     script = tmp_path / "ddp_train.py"

@@ -34,9 +34,13 @@ def test_a_bad_field_is_one_line_naming_it_exit_2_before_torch_loads(tmp_path, o
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_shipped_configs_pass_the_checks():
+def test_the_shipped_configs_pass_the_checks(tmp_path):
     for path in ("configs/identifier.toml", "configs/memory.toml"):
         assert load_config(path, []).steps >= 1
+    # the second stage starts from the first's run, which must exist
+    with pytest.raises(HashHopError, match="init_from: no checkpoint or run directory at runs/train/memory-skip"):
+        load_config("configs/memory_cot.toml", ["init_from='runs/train/memory-skip-missing'"])
+    assert load_config("configs/memory_cot.toml", [f"init_from='{tmp_path}'"]).init_from == str(tmp_path)
 
 
 def test_an_override_below_a_plain_value_is_an_error_not_a_crash():
