@@ -48,7 +48,7 @@ def answered_right(model, tokenizer, samples) -> int:
     right = 0
     for sample in samples:
         memory = ingest(model, tokenizer, [prompt_text(sample)], progress=False)
-        decoded = MemoryDecoder(model, tokenizer, memory).continue_text(question(sample), 3)
+        decoded = MemoryDecoder(model, tokenizer, memory).continue_text(question(sample), 2 * sample.spec.hops + 2)
         right += decoded.text == answer_text(sample).rstrip("\n")
     return right
 
@@ -242,7 +242,7 @@ def test_decoding_reads_what_training_reads():
     assert np.allclose(captured[0][0].numpy(), captured[1], atol=1e-3)
 
 
-@pytest.mark.parametrize("settings", [{}, {"n_layers": 2, "positional": "rope", "n_reads": 2}])
+@pytest.mark.parametrize("settings", [{}, {"positional": "none"}, {"n_layers": 2, "positional": "rope", "n_reads": 2}])
 def test_the_numpy_decode_step_computes_what_the_torch_model_computes(settings):
     """Local decoder (a short window is zero padded, as in training), reads over the same
     entries, and the pointer head: numpy and torch agree."""
@@ -336,13 +336,16 @@ def test_the_harness_backend_answers_from_a_memory_checkpoint(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_configured_training_run_answers_held_out_skip_questions_of_every_hop_count(tmp_path):
+def test_the_configured_two_stage_run_answers_held_out_questions_with_and_without_chain_of_thought(tmp_path):
     from hashhop.train import train
     from hashhop.train_config import load_config
 
-    config = load_config("configs/memory.toml", [f"out_dir='{tmp_path}'"])
+    skip = load_config("configs/memory.toml", [f"out_dir='{tmp_path / 'skip'}'"])
+    train(skip, progress=False)
+    config = load_config("configs/memory_cot.toml", [f"out_dir='{tmp_path / 'cot'}'", f"init_from='{tmp_path / 'skip'}'"])
     model = train(config, progress=False).model.eval()
-    for hops in (1, 2, 3):  # on prompts 2.5x longer than training's, seeds never trained on
-        samples = [make_sample(spec) for spec in eval_specs(3000, hops, False, 24, 9)]
+    for hops, cot in ((1, False), (2, False), (3, False), (2, True)):
+        # on prompts 2.5x longer than training's, seeds never trained on
+        samples = [make_sample(spec) for spec in eval_specs(3000, hops, cot, 24, 9)]
         right = answered_right(model, IdentifierTokenizer(), samples)
-        assert right >= 22, f"{hops}-hop: {right}/24 right after {config.steps} steps (chance is about 1/60)"
+        assert right >= 22, f"{hops}-hop (CoT {cot}): {right}/24 right after both stages (chance is about 1/60)"

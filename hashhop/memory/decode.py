@@ -91,11 +91,13 @@ class MemoryDecoder:
         store, config = self.memory.store, self.model.config
         best, distance, bias = store.search(query, config.top_k, self.probes, config.read_scale, overlay)
         from_main = best < len(store)
-        texts = iter(store.token_texts(best[from_main]))
-        overlay_texts = iter(overlay.token_texts(best[~from_main] - len(store)))
         if self.track_recall:
             self._note_recall(query, best[from_main])
         agreement = (1 - 2 * distance / store.key_bits).astype(np.float32)
+        if from_main.all():  # most reads: one unpacking call, not two
+            return store.token_texts(best), agreement, bias
+        texts = iter(store.token_texts(best[from_main]))
+        overlay_texts = iter(overlay.token_texts(best[~from_main] - len(store)))
         return [next(texts) if is_main else next(overlay_texts) for is_main in from_main], agreement, bias
 
     def _embed(self, texts: list[str]) -> np.ndarray:

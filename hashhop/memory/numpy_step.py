@@ -9,6 +9,11 @@ holds the trained weights as arrays and computes the same functions as
 `MemoryModel.local_state`, `MemoryModel.read` and `OutputHead` for one position, and only
 what that position needs: the last local block attends from the last token only and runs its
 MLP on it alone. tests/test_memory.py holds it equal to the torch model.
+
+The local block, each read's softmax and mix, and the MLP after the reads are compiled by
+numba: in numpy they were ~80 calls of a few microseconds of overhead each, about a third
+of a step (RESULTS.md, seventh session). What is left in numpy is a handful of matrix
+products and the glue between lookups.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from numba import njit
 
 from hashhop.memory.model import MemoryModel
 from hashhop.models.embedding import FEATURE_EPS
@@ -33,19 +38,103 @@ def _array(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().float().numpy().copy()
 
 
-def _rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
-    # np.add.reduce, not np.mean: mean's Python wrapper costs more than the sum on 128 numbers
-    return x / np.sqrt(np.add.reduce(x * x, axis=-1, keepdims=True) / x.shape[-1] + eps) * weight
-
-
+@njit(cache=True)
 def _gelu(x: np.ndarray) -> np.ndarray:
-    """torch's exact (erf) GELU, through torch: numpy has no erf, and the array is shared, not copied."""
-    return F.gelu(torch.from_numpy(x)).numpy()
+    """torch's exact (erf) GELU (numpy has no erf; through torch, one call cost ~10 us of dispatch)."""
+    out = np.empty_like(x)
+    flat, result = x.ravel(), out.ravel()
+    for i in range(flat.size):
+        result[i] = 0.5 * flat[i] * (1.0 + math.erf(flat[i] / math.sqrt(2.0)))
+    return out
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
-    shifted = np.exp(x - x.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
+@njit(cache=True)
+def _rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
+    """nn.RMSNorm of each row of x [T, d]."""
+    rows, width = x.shape
+    out = np.empty_like(x)
+    for t in range(rows):
+        total = np.float32(0.0)
+        for j in range(width):
+            total += x[t, j] * x[t, j]
+        scale = np.float32(1.0) / np.sqrt(total / np.float32(width) + np.float32(eps))
+        for j in range(width):
+            out[t, j] = x[t, j] * scale * weight[j]
+    return out
+
+
+@njit(cache=True)
+def _times(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """x [T, a] @ weight [a, b]. One row goes through a matrix-vector product: a matrix product
+    copies the weight into its packed layout on every call (measured: 1 x 128 @ 128 x 384
+    took ~20 us as a product of matrices, ~4 as matrix times vector)."""
+    if x.shape[0] == 1:
+        return np.dot(x[0], weight).reshape(1, weight.shape[1])
+    return x @ weight
+
+
+@njit(cache=True)
+def _block_inputs(x: np.ndarray, conv_norm: np.ndarray, taps: np.ndarray, mixer_norm: np.ndarray, qkv_t: np.ndarray,
+                  eps: float) -> np.ndarray:
+    """What a block's attention needs of each position of x [T, d]: [T, d + 3 * heads * head_dim],
+    the position's input after the causal short convolution (zeros before the first row; no
+    taps, shape [0, 0]: none) and its q, k, v before rotary positions."""
+    length, d = x.shape
+    if taps.shape[0] > 0:
+        normed = _rms_norm(x, conv_norm, eps)
+        kernel = taps.shape[1]
+        convolved = x.copy()
+        for t in range(length):
+            for j in range(kernel):
+                source = t - (kernel - 1) + j
+                if source >= 0:
+                    for c in range(d):
+                        convolved[t, c] += normed[source, c] * taps[c, j]
+        x = convolved
+    return np.concatenate((x, _times(_rms_norm(x, mixer_norm, eps), qkv_t)), axis=1)
+
+
+@njit(cache=True)
+def _block_output(rows: np.ndarray, out_t: np.ndarray, mlp_norm: np.ndarray, up_t: np.ndarray, down_t: np.ndarray,
+                  heads: int, head_dim: int, cos: np.ndarray, sin: np.ndarray, last_only: bool, eps: float) -> np.ndarray:
+    """A pre-norm block's output from `_block_inputs` rows [T, d + 3 * heads * head_dim]:
+    causal attention (rotary positions 0 .. T - 1 unless cos is [0, 0]), then the MLP, as
+    `hashhop.models.blocks.Block`: [T, d], or [1, d] at the last position with last_only."""
+    length = rows.shape[0]
+    width, half = heads * head_dim, head_dim // 2
+    d = rows.shape[1] - 3 * width
+    qkv = rows[:, d:].copy()  # [T, (q, k, v) x heads x head_dim]
+    if cos.shape[0] > 0:
+        for t in range(length):
+            for start in range(0, 2 * width, head_dim):  # every head of q, then of k
+                for j in range(half):
+                    first, second = qkv[t, start + j], qkv[t, start + half + j]
+                    qkv[t, start + j] = first * cos[t, j] - second * sin[t, j]
+                    qkv[t, start + half + j] = first * sin[t, j] + second * cos[t, j]
+    top_row = length - 1 if last_only else 0
+    attended = np.zeros((length - top_row, width), np.float32)
+    scale = np.float32(1.0 / math.sqrt(head_dim))
+    weights = np.empty(length, np.float32)
+    for t in range(top_row, length):
+        for h in range(heads):
+            q, k, v = h * head_dim, width + h * head_dim, 2 * width + h * head_dim
+            highest = -np.inf
+            for s in range(t + 1):
+                score = np.float32(0.0)
+                for j in range(head_dim):
+                    score += qkv[t, q + j] * qkv[s, k + j]
+                weights[s] = score * scale
+                highest = max(highest, weights[s])
+            total = np.float32(0.0)
+            for s in range(t + 1):
+                weights[s] = np.exp(weights[s] - highest)
+                total += weights[s]
+            for s in range(t + 1):
+                share = weights[s] / total
+                for j in range(head_dim):
+                    attended[t - top_row, h * head_dim + j] += share * qkv[s, v + j]
+    x = np.ascontiguousarray(rows[top_row:, :d]) + _times(attended, out_t)
+    return x + _times(_gelu(_times(_rms_norm(x, mlp_norm, eps), up_t)), down_t)
 
 
 def _rope_tables(length: int, head_dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -59,48 +148,57 @@ def _rope_tables(length: int, head_dim: int) -> tuple[np.ndarray, np.ndarray]:
     return turned[:, :half].copy(), turned[:, half:].copy()
 
 
+@njit(cache=True)
+def _mix(null: float, read_scale: float, agreement: np.ndarray, bias: np.ndarray,
+         values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A read's softmax over its 'found nothing' score and its entries [M] (read_scale *
+    agreement + bias), in float64: (the weighted mix of values [M, d], the value it weighs
+    most, or zeros where 'found nothing' outweighs it: MemoryModel.read's pass_top)."""
+    count, width = values.shape
+    scores = np.empty(count + 1)
+    scores[0] = null
+    for i in range(count):
+        scores[i + 1] = read_scale * agreement[i] + bias[i]
+    scores = np.exp(scores - scores.max())
+    scores /= scores.sum()
+    mixed = np.zeros(width, np.float32)
+    best = 0
+    for i in range(count):
+        for j in range(width):
+            mixed[j] += np.float32(scores[i + 1]) * values[i, j]
+        if scores[i + 1] > scores[best + 1]:
+            best = i
+    if count == 0 or scores[best + 1] <= scores[0]:
+        return mixed, np.zeros(width, np.float32)
+    return mixed, values[best].copy()
+
+
+@njit(cache=True)
+def _finish(x: np.ndarray, used: np.ndarray, combine_t: np.ndarray, mlp_norm: np.ndarray, up_t: np.ndarray,
+            down_t: np.ndarray, eps: float) -> np.ndarray:
+    """After the reads: hidden = x + combine(what they found), then the MLP's residual [d]."""
+    hidden = x + np.dot(used, combine_t)
+    return hidden + np.dot(_gelu(np.dot(_rms_norm(hidden.reshape(1, -1), mlp_norm, eps)[0], up_t)), down_t)
+
+
 class _LocalBlock:
-    """One pre-norm block of the local decoder: short convolution, attention, MLP."""
+    """One block of the local decoder (pre-norm: short convolution, attention, MLP) as arrays,
+    run by the compiled `_block_inputs` and `_block_output`."""
 
     def __init__(self, block: torch.nn.Module, eps: float, rope_tables: tuple[np.ndarray, np.ndarray] | None):
-        self.eps, self.rope_tables = eps, rope_tables
-        self.conv = None if block.conv is None else (_array(block.conv_norm.weight), _array(block.conv.conv.weight[:, 0]))
+        no_table = np.zeros((0, 0), np.float32)
         attention = block.mixer
-        self.heads, self.head_dim = attention.n_heads, attention.d_head
-        self.mixer_norm, self.qkv_t, self.out_t = (_array(block.mixer_norm.weight), _array(attention.qkv.weight.T),
-                                                   _array(attention.out.weight.T))
-        self.mlp_norm, self.up_t, self.down_t = (_array(block.mlp_norm.weight), _array(block.mlp.up.weight.T),
-                                                 _array(block.mlp.out.weight.T))
-
-    def _rotate(self, x: np.ndarray) -> np.ndarray:
-        """Rotary positions 0 .. T - 1 of x [H, T, D] (the window's own positions), as `rotate`."""
-        cos, sin = self.rope_tables
-        length, half = x.shape[1], x.shape[2] // 2
-        cos, sin = cos[:length], sin[:length]
-        first, second = x[..., :half], x[..., half:]
-        return np.concatenate([first * cos - second * sin, first * sin + second * cos], axis=-1)
+        conv = (no_table, no_table) if block.conv is None else (_array(block.conv_norm.weight), _array(block.conv.conv.weight[:, 0]))
+        cos, sin = rope_tables or (no_table, no_table)
+        self.input_arrays = (*conv, _array(block.mixer_norm.weight), _array(attention.qkv.weight.T))
+        self.output_arrays = (_array(attention.out.weight.T), _array(block.mlp_norm.weight), _array(block.mlp.up.weight.T),
+                              _array(block.mlp.out.weight.T), attention.n_heads, attention.d_head, cos, sin)
+        self.eps = eps
 
     def __call__(self, x: np.ndarray, last_only: bool) -> np.ndarray:
         """x [T, d] -> the block's output [T, d], or [1, d] at the last position with last_only."""
-        if self.conv is not None:
-            norm_weight, taps = self.conv
-            normed = _rms_norm(x, norm_weight, self.eps)
-            kernel = taps.shape[1]
-            padded = np.concatenate([np.zeros((kernel - 1, x.shape[1]), np.float32), normed])
-            length = x.shape[0]
-            x = x + sum(padded[j : j + length] * taps[:, j] for j in range(kernel))
-        length = x.shape[0]
-        q, k, v = (_rms_norm(x, self.mixer_norm, self.eps) @ self.qkv_t).reshape(length, 3, self.heads, self.head_dim).transpose(1, 2, 0, 3)
-        if self.rope_tables is not None:
-            q, k = self._rotate(q), self._rotate(k)
-        if last_only:
-            x, q = x[-1:], q[:, -1:]
-        scores = q @ k.transpose(0, 2, 1) / math.sqrt(self.head_dim)  # [H, queries, T]
-        if not last_only:
-            scores = np.where(np.tril(np.ones((length, length), bool)), scores, -np.inf)
-        attended = (_softmax(scores) @ v).transpose(1, 0, 2).reshape(x.shape[0], -1)
-        x = x + attended @ self.out_t
-        return x + _gelu(_rms_norm(x, self.mlp_norm, self.eps) @ self.up_t) @ self.down_t
+        rows = _block_inputs(np.ascontiguousarray(x, dtype=np.float32), *self.input_arrays, self.eps)
+        return _block_output(rows, *self.output_arrays, last_only, self.eps)
 
 
 class NumpyStep:
@@ -120,8 +218,10 @@ class NumpyStep:
         address_t = _array(model.writer.address.weight.T)
         # guess, then address: both linear, so one matrix from what is known to query logits
         columns = np.arange(config.code_bits) if query_bits is None else np.asarray(query_bits)
-        self.reads = [(np.ascontiguousarray((_array(read.guess.weight.T) @ address_t)[:, columns]), float(read.null.detach()),
-                       _array(read.use.weight[0]), float(read.use.bias.detach())) for read in model.reads]
+        self.reads = [(np.ascontiguousarray((_array(read.guess.weight.T) @ address_t)[:, columns]), float(read.null.detach()))
+                      for read in model.reads]
+        self.use_weights = np.stack([_array(read.use.weight[0]) for read in model.reads])
+        self.use_biases = np.array([float(read.use.bias.detach()) for read in model.reads], np.float32)
         self.combine_t = _array(model.combine.weight.T)
         self.mlp_norm, self.up_t, self.down_t = (_array(model.mlp_norm.weight), _array(model.mlp.up.weight.T),
                                                  _array(model.mlp.out.weight.T))
@@ -153,28 +253,24 @@ class NumpyStep:
         x = window
         for number, block in enumerate(self.blocks):
             x = block(x, last_only=number == len(self.blocks) - 1)
-        recent = _rms_norm(window[-self.taps :], self.recent_norm, self.eps)[::-1].reshape(-1)
+        recent = _rms_norm(np.ascontiguousarray(window[-self.taps :]), self.recent_norm, self.eps)[::-1].reshape(-1)
         return x[-1], recent
 
     def read(self, x: np.ndarray, recent: np.ndarray, lookup: NumpyLookup) -> np.ndarray:
         """The reads, one after another, then the hidden state the head scores [d] (as
         MemoryModel.read with pass_top: each read hands the next the entry it weighs most)."""
-        context = _rms_norm(x, self.local_norm, self.eps)
+        context = _rms_norm(x[None], self.local_norm, self.eps)[0]
+        uses = 1 / (1 + np.exp(-(self.use_weights @ context + self.use_biases)))  # every read's gate at once
         known = [context, recent]
         used = []
-        for query_t, null, use_weight, use_bias in self.reads:
-            query_logits = np.concatenate(known) @ query_t
-            agreement, bias, values = lookup(query_logits)
-            weights = _softmax(np.concatenate([[null], self.read_scale * agreement + bias]))
-            value = weights[1:].astype(np.float32) @ values
-            top = int(np.argmax(weights[1:]))
-            found = weights[1 + top] > weights[0]
-            known.append(values[top] if found else np.zeros_like(value))  # MemoryModel.read's pass_top
-            used.append(value / (1 + math.exp(-(float(context @ use_weight) + use_bias))))
-        hidden = x + np.concatenate(used) @ self.combine_t
-        return hidden + _gelu(_rms_norm(hidden, self.mlp_norm, self.eps) @ self.up_t) @ self.down_t
+        for (query_t, null), use in zip(self.reads, uses):
+            agreement, bias, values = lookup(np.concatenate(known) @ query_t)
+            value, top = _mix(null, self.read_scale, agreement, bias, np.ascontiguousarray(values, dtype=np.float32))
+            known.append(top)
+            used.append(value * use)
+        return _finish(x, np.concatenate(used), self.combine_t, self.mlp_norm, self.up_t, self.down_t, self.eps)
 
     def logits(self, hidden: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """Logits [n_fixed + U] over the fixed vocabulary and the candidate identifiers [U, d]."""
-        normed = _rms_norm(hidden, self.head_norm, self.eps) / math.sqrt(self.d)
+        normed = _rms_norm(hidden[None], self.head_norm, self.eps)[0] / math.sqrt(self.d)
         return np.concatenate([self.fixed @ normed, candidates @ normed * self.pointer_scale])
