@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -324,6 +325,19 @@ def test_ingest_and_ask_from_the_command_line(tmp_path):
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
 
 
+def test_the_harness_backend_ingests_a_haystack_asked_twice_once_with_the_same_answers(tmp_path, monkeypatch):
+    import hashhop.backends.hashhop as backend_module
+
+    run = memory_checkpoint(tmp_path, "steps=1", "checkpoint_every=1")
+    spec = eval_specs(600, 2, False, 1, 8)[0]
+    prompts = [context_text(make_sample(replace(spec, cot=cot))) for cot in (False, True)]
+    alone = [backend_module.CheckpointBackend(model=run).complete([prompt], 6)[0].text for prompt in prompts]
+    ingested = []
+    monkeypatch.setattr(backend_module, "ingest", lambda *args, **kwargs: ingested.append(1) or ingest(*args, **kwargs))
+    together = backend_module.CheckpointBackend(model=run).complete(prompts, 6)
+    assert len(ingested) == 1 and [completion.text for completion in together] == alone
+
+
 def test_the_harness_backend_answers_from_a_memory_checkpoint(tmp_path):
     from hashhop.backends.hashhop import CheckpointBackend
 
@@ -331,7 +345,7 @@ def test_the_harness_backend_answers_from_a_memory_checkpoint(tmp_path):
     backend = CheckpointBackend(model=run)
     sample = make_sample(eval_specs(600, 1, False, 1, 8)[0])
     [completion] = backend.complete([context_text(sample)], max_new_tokens=4)
-    assert completion.prompt_tokens == len(TOKENIZER.pieces(context_text(sample))) - 1
+    assert completion.prompt_tokens == len(TOKENIZER.pieces(context_text(sample)))
     assert 1 <= completion.completion_tokens <= 4
 
 

@@ -4,6 +4,7 @@ The model reads the prompt's token ids and writes tokens greedily until it close
 line it was handed: use the `completion` template (the CLI's default for this backend).
 """
 
+import hashlib
 import time
 from pathlib import Path
 
@@ -13,8 +14,14 @@ from hashhop.backends.base import Completion
 from hashhop.checkpoint import WEIGHTS_FILE, load_checkpoint
 from hashhop.generation import greedy_continue
 from hashhop.memory.decode import MemoryDecoder
-from hashhop.memory.ingest import ingest, text_chunks
+from hashhop.memory.ingest import Memory, ingest, text_chunks
 from hashhop.model_digest import checkpoint_digest
+
+QUESTION_PIECES = 64
+"""A memory model is handed a prompt's last tokens as its question (written into the
+decoder's overlay, searched exactly) and ingests the rest, which it keeps for the next
+prompt: prompts that differ only near their end, as the same haystack asked with and
+without chain of thought does (`eval --both`), are ingested once."""
 
 
 class CheckpointBackend:
@@ -26,6 +33,8 @@ class CheckpointBackend:
         self.digest = checkpoint_digest(self.loaded.directory / WEIGHTS_FILE, [config["model"], config["tokenizer"]])
         self.device = device
         self.batch_size = batch_size
+        self._last_memory: tuple[bytes, Memory] | None = None
+        """The digest of the text a memory model last ingested, and its memory."""
 
     def settings(self) -> dict[str, object]:
         """The checkpoint by name and by the digest of its weights, model config and tokenizer
@@ -60,11 +69,17 @@ class CheckpointBackend:
         return completions
 
     def _complete_from_memory(self, prompt: str, max_new_tokens: int) -> Completion:
-        """The memory model ingests the prompt but its last token (streaming), then decodes
-        from its memory with that token as the question."""
+        """The memory model ingests the prompt but its last QUESTION_PIECES tokens (streaming,
+        or not at all if the previous prompt began with the same text), then decodes from its
+        memory with those tokens as the question."""
         began = time.perf_counter()
         model, tokenizer = self.loaded.model, self.loaded.tokenizer
         pieces = tokenizer.pieces(prompt)
-        memory = ingest(model, tokenizer, text_chunks("".join(pieces[:-1])), progress=False)
-        decoded = MemoryDecoder(model, tokenizer, memory).continue_text(pieces[-1], max_new_tokens)
-        return Completion(decoded.text, memory.n_tokens, decoded.n_tokens, time.perf_counter() - began)
+        split = max(len(pieces) - QUESTION_PIECES, 1 if len(pieces) > 1 else 0)
+        context = "".join(pieces[:split])
+        digest = hashlib.sha256(context.encode()).digest()
+        if self._last_memory is None or self._last_memory[0] != digest:
+            self._last_memory = (digest, ingest(model, tokenizer, text_chunks(context), progress=False))
+        memory = self._last_memory[1]
+        decoded = MemoryDecoder(model, tokenizer, memory).continue_text("".join(pieces[split:]), max_new_tokens)
+        return Completion(decoded.text, len(pieces), decoded.n_tokens, time.perf_counter() - began)
