@@ -13,7 +13,11 @@ final newline; targets `{H1: answer}` for every full chain.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 
@@ -21,6 +25,10 @@ from hashhop.task import QUOTE, SEPARATOR, Sample
 
 BLOCK_ROWS = 1 << 15
 """Lines (or targets) rendered per block: small enough for the scratch arrays to stay in cache."""
+
+RENDER_THREADS = min(4, os.cpu_count() or 1)
+"""Blocks rendered at once: numpy releases the GIL inside each array operation, so blocks on
+separate threads overlap (benchmarks/RESULTS.md, "Generation speed")."""
 
 COMPLETION_HEADER = "COMPLETION:\nHops={hops}\n\nCoT={cot}\n\n"
 
@@ -65,12 +73,31 @@ def _line_block(sample: Sample, positions: np.ndarray, newline: bytes) -> bytes:
     return matrix[keep].tobytes()
 
 
+T = TypeVar("T")
+
+
+def _in_order(render: Callable[[int], T], starts: Iterable[int]) -> Iterator[T]:
+    """render(start) for each start, RENDER_THREADS at a time, yielded in order; at most twice
+    that many blocks are held, so a 100M-token prompt still streams in bounded memory."""
+    with ThreadPoolExecutor(RENDER_THREADS) as pool:
+        pending: deque = deque()
+        for start in starts:
+            pending.append(pool.submit(render, start))
+            if len(pending) >= 2 * RENDER_THREADS:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 def prompt_chunks(sample: Sample, newline: bytes = b"\n") -> Iterator[bytes]:
     """The prompt as consecutive byte chunks; `newline` lets JSON writers pass b'\\\\n'."""
-    for start in range(0, sample.n_lines, BLOCK_ROWS):
+
+    def block(start: int) -> bytes:
         stop = min(start + BLOCK_ROWS, sample.n_lines)
         chunk = _line_block(sample, np.arange(start, stop), newline)
-        yield chunk[: -len(newline)] if stop == sample.n_lines else chunk
+        return chunk[: -len(newline)] if stop == sample.n_lines else chunk
+
+    return _in_order(block, range(0, sample.n_lines, BLOCK_ROWS))
 
 
 def prompt_text(sample: Sample) -> str:
