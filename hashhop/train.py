@@ -25,6 +25,7 @@ from tqdm import tqdm
 from hashhop.checkpoint import (
     CONFIG_FILE,
     latest_checkpoint,
+    load_checkpoint,
     load_trainer_state,
     load_weights,
     save_checkpoint,
@@ -84,15 +85,16 @@ def _check_same_run(checkpoint: Path, model_config: ModelConfig, tokenizer_spec:
 
 def _start_from(source: str, model: torch.nn.Module, tokenizer_spec: dict, device: torch.device) -> None:
     """Load `init_from`'s weights into a new run's model, or say in one line why they do not fit."""
-    checkpoint = latest_checkpoint(Path(source))
-    if checkpoint is None or not (checkpoint / CONFIG_FILE).is_file():
-        raise HashHopError(f"init_from: no checkpoint at {source}")
-    if json.loads((checkpoint / CONFIG_FILE).read_text())["tokenizer"] != tokenizer_spec:
-        raise HashHopError(f"init_from: {checkpoint} was trained with another tokenizer")
     try:
-        model.load_state_dict(load_weights(checkpoint, device))
+        start = load_checkpoint(Path(source), device)
+    except HashHopError as error:
+        raise HashHopError(f"init_from: {error}") from None
+    if start.config["tokenizer"] != tokenizer_spec:
+        raise HashHopError(f"init_from: {start.directory} was trained with another tokenizer")
+    try:
+        model.load_state_dict(start.model.state_dict())
     except RuntimeError:
-        raise HashHopError(f"init_from: {checkpoint}'s weights do not fit this model (another arch or shape)") from None
+        raise HashHopError(f"init_from: {start.directory}'s weights do not fit this model (another arch or shape)") from None
 
 
 @dataclass

@@ -147,6 +147,9 @@ def test_init_from_a_model_of_another_shape_is_a_clear_error(tmp_path):
               progress=False)
     with pytest.raises(HashHopError, match="init_from: no checkpoint or run directory"):
         tiny_config(tmp_path / "third", f"init_from='{tmp_path / 'missing'}'")
+    with pytest.raises(HashHopError, match="init_from: .* another tokenizer"):
+        train(tiny_config(tmp_path / "fourth", "steps=1", "tokenizer={kind='char'}", f"init_from='{tmp_path / 'first'}'"),
+              progress=False)
 
 
 @pytest.mark.slow

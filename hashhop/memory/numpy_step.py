@@ -11,9 +11,9 @@ what that position needs: the last local block attends from the last token only 
 MLP on it alone. tests/test_memory.py holds it equal to the torch model.
 
 The local block, each read's softmax and mix, and the MLP after the reads are compiled by
-numba: in numpy they were ~80 calls of a few microseconds of overhead each, about a third
-of a step (RESULTS.md, seventh session). What is left in numpy is a handful of matrix
-products and the glue between lookups.
+numba: in numpy they were dozens of calls of a few microseconds of overhead each, and a step
+at 1M tokens went from 1.3-2.0 to 0.9-1.1 ms (RESULTS.md, seventh session). What is left in
+numpy is a handful of matrix products and the glue between lookups.
 """
 
 from __future__ import annotations
@@ -64,16 +64,6 @@ def _rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
 
 
 @njit(cache=True)
-def _times(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """x [T, a] @ weight [a, b]. One row goes through a matrix-vector product: a matrix product
-    copies the weight into its packed layout on every call (measured: 1 x 128 @ 128 x 384
-    took ~20 us as a product of matrices, ~4 as matrix times vector)."""
-    if x.shape[0] == 1:
-        return np.dot(x[0], weight).reshape(1, weight.shape[1])
-    return x @ weight
-
-
-@njit(cache=True)
 def _block_inputs(x: np.ndarray, conv_norm: np.ndarray, taps: np.ndarray, mixer_norm: np.ndarray, qkv_t: np.ndarray,
                   eps: float) -> np.ndarray:
     """What a block's attention needs of each position of x [T, d]: [T, d + 3 * heads * head_dim],
@@ -91,7 +81,7 @@ def _block_inputs(x: np.ndarray, conv_norm: np.ndarray, taps: np.ndarray, mixer_
                     for c in range(d):
                         convolved[t, c] += normed[source, c] * taps[c, j]
         x = convolved
-    return np.concatenate((x, _times(_rms_norm(x, mixer_norm, eps), qkv_t)), axis=1)
+    return np.concatenate((x, _rms_norm(x, mixer_norm, eps) @ qkv_t), axis=1)
 
 
 @njit(cache=True)
@@ -133,8 +123,8 @@ def _block_output(rows: np.ndarray, out_t: np.ndarray, mlp_norm: np.ndarray, up_
                 share = weights[s] / total
                 for j in range(head_dim):
                     attended[t - top_row, h * head_dim + j] += share * qkv[s, v + j]
-    x = np.ascontiguousarray(rows[top_row:, :d]) + _times(attended, out_t)
-    return x + _times(_gelu(_times(_rms_norm(x, mlp_norm, eps), up_t)), down_t)
+    x = np.ascontiguousarray(rows[top_row:, :d]) + attended @ out_t
+    return x + _gelu(_rms_norm(x, mlp_norm, eps) @ up_t) @ down_t
 
 
 def _rope_tables(length: int, head_dim: int) -> tuple[np.ndarray, np.ndarray]:
