@@ -10,11 +10,9 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import IO
-
-from tqdm import tqdm
 
 from hashhop.errors import HashHopError
 from hashhop.fit import make_sample
@@ -94,18 +92,23 @@ def write_dataset(path: Path, specs: list[TaskSpec], prompt_only: bool = False) 
         else (chunk for sample in samples for chunk in record_chunks(sample))
     )
     written = 0
-    with atomic_output(path) as file, tqdm(
-        total=estimate,
-        unit="B",
-        unit_scale=True,
-        desc=f"writing {Path(path).name}",
-        disable=None if estimate >= PROGRESS_MIN_BYTES else True,
-    ) as progress:
+    with atomic_output(path) as file, _progress_bar(estimate, f"writing {Path(path).name}") as progress:
         for chunk in chunks:
             file.write(chunk)
             written += len(chunk)
-            progress.update(len(chunk))
+            if progress is not None:
+                progress.update(len(chunk))
     return written
+
+
+def _progress_bar(total_bytes: int, description: str) -> AbstractContextManager:
+    """A tqdm bar (on a terminal) for outputs of PROGRESS_MIN_BYTES or more; None below,
+    without importing tqdm: its import was a tenth of a small `generate`'s start-up."""
+    if total_bytes < PROGRESS_MIN_BYTES:
+        return nullcontext()
+    from tqdm import tqdm
+
+    return tqdm(total=total_bytes, unit="B", unit_scale=True, desc=description, disable=None)
 
 
 def read_records(path: Path, fields: tuple[str, ...] = RECORD_FIELDS) -> list[dict]:

@@ -32,11 +32,9 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 
 def splitmix64(values: np.ndarray | np.uint64) -> np.ndarray:
     """Steele et al.'s splitmix64 finaliser: a fast, well-mixed 64-bit hash."""
-    with np.errstate(over="ignore"):
-        z = np.asarray(values, dtype=np.uint64) + _GOLDEN
-        z = (z ^ (z >> np.uint64(30))) * _MIX1
-        z = (z ^ (z >> np.uint64(27))) * _MIX2
-        return z ^ (z >> np.uint64(31))
+    z = np.array(values, dtype=np.uint64)
+    _splitmix64_in_place(z, np.empty_like(z))
+    return z
 
 
 def derive_key(seed: int, purpose: int) -> int:
@@ -57,18 +55,39 @@ class FeistelPermutation:
         self.round_keys = splitmix64(np.uint64(key) ^ np.arange(FEISTEL_ROUNDS, dtype=np.uint64))
 
     def apply(self, blocks: list[np.ndarray]) -> list[np.ndarray]:
-        """Permute element-wise; blocks[i] holds digits in [0, radices[i])."""
+        """Permute element-wise; blocks[i] holds digits in [0, radices[i]).
+
+        In place on two scratch arrays: a temporary per operation tripled the time of a
+        32K-hash block (benchmarks/RESULTS.md, "Generation speed")."""
         blocks = [b.astype(np.uint64, copy=True) for b in blocks]
+        mix = np.empty_like(blocks[0])
+        scratch = np.empty_like(mix)
         for round_index, round_key in enumerate(self.round_keys):
             target = round_index % len(blocks)
-            mix = np.full_like(blocks[target], round_key)
+            mix.fill(round_key)
             for other, block in enumerate(blocks):
                 if other != target:
-                    mix = splitmix64(mix ^ block)
+                    mix ^= block
+                    _splitmix64_in_place(mix, scratch)
             radix = np.uint64(self.radices[target])
-            total = blocks[target] + mix % radix
-            blocks[target] = np.where(total >= radix, total - radix, total)
+            np.remainder(mix, radix, out=mix)
+            block = blocks[target]
+            block += mix  # both below radix <= 2**48: no wrap
+            # (block + mix) mod radix: block - radix wraps above block when block < radix.
+            np.subtract(block, radix, out=scratch)
+            np.minimum(block, scratch, out=block)
         return blocks
+
+
+def _splitmix64_in_place(z: np.ndarray, scratch: np.ndarray) -> None:
+    """`z = splitmix64(z)` without allocating (uint64 arrays wrap silently)."""
+    z += _GOLDEN
+    for shift, multiplier in ((30, _MIX1), (27, _MIX2)):
+        np.right_shift(z, np.uint64(shift), out=scratch)
+        z ^= scratch
+        z *= multiplier
+    np.right_shift(z, np.uint64(31), out=scratch)
+    z ^= scratch
 
 
 class IndexPermutation:
@@ -84,12 +103,18 @@ class IndexPermutation:
 
     def apply(self, indices: np.ndarray) -> np.ndarray:
         """The images of `indices` (each in [0, n)) under the permutation."""
-        values = np.asarray(indices, dtype=np.uint64)
-        columns = np.uint64(self.columns)
-        pending = np.arange(values.size)
-        while pending.size:
-            low, high = self.feistel.apply([values[pending] % columns, values[pending] // columns])
-            values[pending] = low + high * columns
-            # Cycle walking: an image outside [0, n) is permuted again until it lands inside.
-            pending = pending[values[pending] >= np.uint64(self.n)]
+        values = self._grid_permute(np.asarray(indices, dtype=np.uint64))
+        # Cycle walking: an image outside [0, n) is permuted again until it lands inside.
+        outside = np.flatnonzero(values >= np.uint64(self.n))
+        while outside.size:
+            values[outside] = self._grid_permute(values[outside])
+            outside = outside[values[outside] >= np.uint64(self.n)]
         return values.astype(np.int64)
+
+    def _grid_permute(self, values: np.ndarray) -> np.ndarray:
+        """One pass of the Feistel network over grid cells numbered row-major."""
+        columns = np.uint64(self.columns)
+        low, high = self.feistel.apply([values % columns, values // columns])
+        high *= columns
+        high += low
+        return high

@@ -59,15 +59,22 @@ def _answer_columns(sample: Sample, chains: np.ndarray) -> list[_Column]:
 
 
 def _line_block(sample: Sample, positions: np.ndarray, newline: bytes) -> bytes:
-    """Prompt lines at these positions, each followed by `newline`."""
+    """Prompt lines at these positions, each followed by `newline`: one row of a byte matrix
+    per line, quoted, then the quotes of lines that do not end a chain dropped."""
     chains, levels, ends = sample.line_links(sample.lines_at(positions))
-    keys = sample.hashes(sample.hash_index(chains, levels))
-    values = sample.hashes(sample.hash_index(chains, levels + 1))
-    quote = QUOTE.encode()
-    matrix = _join_columns([keys, SEPARATOR.encode(), quote, values, quote, newline], len(positions))
+    key_index = sample.hash_index(chains, levels)
+    hash_len = sample.spec.hash_len
+    open_quote = hash_len + len(SEPARATOR)
+    close_quote = open_quote + 1 + hash_len
+    matrix = np.empty((len(positions), close_quote + 1 + len(newline)), dtype=np.uint8)
+    matrix[:, :hash_len] = sample.hashes(key_index)
+    matrix[:, hash_len:open_quote] = np.frombuffer(SEPARATOR.encode(), dtype=np.uint8)
+    matrix[:, [open_quote, close_quote]] = ord(QUOTE)
+    matrix[:, open_quote + 1 : close_quote] = sample.hashes(key_index + 1)  # the next hash of its chain
+    matrix[:, close_quote + 1 :] = np.frombuffer(newline, dtype=np.uint8)
+    if ends.all():
+        return matrix.tobytes()
     keep = np.ones(matrix.shape, dtype=bool)
-    open_quote = sample.spec.hash_len + len(SEPARATOR)
-    close_quote = open_quote + 1 + sample.spec.hash_len
     keep[~ends, open_quote] = False
     keep[~ends, close_quote] = False
     return matrix[keep].tobytes()

@@ -133,23 +133,48 @@ class Sample:
         return np.asarray(chains, dtype=np.int64) * (self.spec.hops + 1) + levels
 
     def hashes(self, indices: np.ndarray) -> np.ndarray:
-        """The hashes with these indices, as ASCII codes: uint8 array [len(indices), hash_len]."""
+        """The hashes with these indices, as ASCII codes: uint8 array [len(indices), hash_len].
+
+        Characters are written two at a time, from a table of every pair, into the 16-bit
+        columns of a row-major matrix; the arithmetic runs in place (a new 256 KB array per
+        operation cost more than the operation: benchmarks/RESULTS.md, "Generation speed")."""
         indices = np.asarray(indices, dtype=np.uint64)
         blocks = []
         for length in self._hash_blocks:
             radix = np.uint64(len(self.spec.alphabet) ** length)
             blocks.append(indices % radix)
             indices = indices // radix
+        codes, pair_codes = self._character_tables
+        pair_radix = np.uint64(len(codes) ** 2)
+        # Each block starts at an even column, so an odd-length block leaves one pad column.
+        padded = [length + length % 2 for length in self._hash_blocks]
+        chars = np.empty((len(indices), sum(padded)), dtype=np.uint8)
+        pair_columns = chars.view(np.uint16)
+        quotient = np.empty_like(indices)
+        column = 0
+        for block, length, width in zip(self._hash_permutation.apply(blocks), self._hash_blocks, padded):
+            # The block's digits, least significant first, are its characters left to right.
+            for pair in range(length // 2):
+                np.floor_divide(block, pair_radix, out=quotient)
+                block -= quotient * pair_radix
+                pair_columns[:, (column + 2 * pair) // 2] = np.take(pair_codes, block)
+                block, quotient = quotient, block
+            if length % 2:
+                chars[:, column + length - 1] = np.take(codes, block)  # the last digit: block < A
+            column += width
+        if sum(padded) == self.spec.hash_len:
+            return chars
+        used = [start + i for start, length in zip(np.cumsum([0, *padded]), self._hash_blocks) for i in range(length)]
+        return np.ascontiguousarray(chars[:, used])
+
+    @cached_property
+    def _character_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """The alphabet's ASCII codes, and the two codes of every digit pair d0 + A * d1 as
+        one uint16 each (viewed in native byte order both ways, so bytes come out as written)."""
         codes = np.frombuffer(self.spec.alphabet.encode("ascii"), dtype=np.uint8)
-        alphabet_size = np.uint64(len(codes))
-        chars = np.empty((self.spec.hash_len, len(indices)), dtype=np.uint8)
-        row = 0
-        for block, length in zip(self._hash_permutation.apply(blocks), self._hash_blocks):
-            for _ in range(length):
-                quotient = block // alphabet_size
-                chars[row] = codes[block - quotient * alphabet_size]
-                block, row = quotient, row + 1
-        return chars.T
+        pair_numbers = np.arange(len(codes) ** 2)
+        pairs = np.stack([codes[pair_numbers % len(codes)], codes[pair_numbers // len(codes)]], axis=1)
+        return codes, np.ascontiguousarray(pairs).view(np.uint16).ravel()
 
     def lines_at(self, positions: np.ndarray) -> np.ndarray:
         """Which line (chain-major link number) sits at each prompt position: the shuffle."""

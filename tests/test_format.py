@@ -141,6 +141,21 @@ def test_output_is_pinned_by_digest():
 PINNED_DIGEST = "c6f2e1f4f119b448a35061b52656bf633bdcfbc2218b31eb098cf81c5b1748fc"
 
 
+@pytest.mark.parametrize(
+    ("fields", "digest"),
+    [  # hashes of odd-length Feistel blocks, (5, 4) and (4, 3) characters; pinned before the
+        # renderer wrote characters two at a time
+        ({"size": 5000, "hops": 2, "hash_len": 9, "alphabet": "abcXYZ019", "queries": 2, "seed": 2027},
+         "535d21cea359a087e2243083e9e46919bdfaa2ef8753f1acd97d7761b74a6cb6"),
+        ({"size": 3000, "hops": 3, "hash_len": 7, "alphabet": "0123456789", "cot": True, "seed": 5},
+         "8e1256d7785a71f464e4af4d459600564e2de6f48d79f3aa0c59f52c8e26c635"),
+    ],
+)
+def test_other_alphabets_and_lengths_are_pinned_by_digest(fields, digest):
+    record = b"".join(record_chunks(make_sample(TaskSpec(**fields))))
+    assert hashlib.sha256(record).hexdigest() == digest
+
+
 def test_a_streamed_record_equals_json_dumps_of_its_fields():
     sample = make_sample(TaskSpec(size=3000, hops=2, cot=True, queries=2, seed=4))
     record = b"".join(record_chunks(sample)).decode()
