@@ -3,8 +3,8 @@
 Each measurement runs in a fresh subprocess so its peak resident memory is its own;
 imports happen before the clock starts. Peak memory is the process's VmHWM (Linux).
 The `hashhop generate` row is the command as a user runs it (`--prompt-only`), timed from
-outside, interpreter start-up and imports included: the median of CLI_RUNS runs, its peak
-from wait4.
+outside, interpreter start-up and imports included (the reference's time excludes them):
+the median of CLI_RUNS runs, its peak from wait4.
 The workload is the reference's own example: 2 hops, 16-letter hashes, 3 chars per token,
 5 queries, no chain of thought.
 
@@ -73,12 +73,14 @@ def measure_cli(million_tokens: int, out: Path) -> dict:
     ]
     runs = []
     for _ in range(CLI_RUNS):
-        start = time.perf_counter()
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        if process.returncode:
-            raise SystemExit(f"{' '.join(command)} exited with {process.returncode}")
+        with tempfile.TemporaryFile() as errors:  # not a pipe: nobody reads it until wait4 returns
+            start = time.perf_counter()
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+            _, status, usage = os.wait4(process.pid, 0)
+            process.returncode = os.waitstatus_to_exitcode(status)
+            if process.returncode:
+                errors.seek(0)
+                raise SystemExit(f"{' '.join(command)} exited with {process.returncode}: {errors.read().decode()}")
         runs.append((time.perf_counter() - start, usage.ru_maxrss / 1024))
     return {"seconds": statistics.median(seconds for seconds, _ in runs), "peak_mb": max(peak for _, peak in runs)}
 

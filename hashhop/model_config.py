@@ -48,6 +48,12 @@ class ModelConfig:
     learnt, so training keeps pressing query and key codes to agree on every bit."""
     write_cost: float = 0.02
     """memory only: loss per written entry (times its `write_price`), so the writer keeps few."""
+    keep_cost: float = 0.0
+    """memory only: weight of the write gate's own loss, binary cross-entropy against how much
+    the reads used its entry (`MemoryModel.entry_use`), so positions no read uses close. A
+    kind of position settles at the log-odds of its use in training (values: one question a
+    1200-character prompt reads ~5% of them, gate ~-3), so it stays above GATE_FLOOR only
+    while questions read more than 0.25% of its kind: keep that in mind with longer prompts."""
 
     def __post_init__(self) -> None:
         if self.n_fixed < 1 or self.feature_dim < 0:
@@ -78,7 +84,8 @@ class ModelConfig:
             (self.conv_kernel >= 3, f"the memory model's writer needs conv_kernel >= 3 (an entry, the token before it and its source), got {self.conv_kernel}"),
             (self.window >= self.conv_kernel, f"window ({self.window}) must be at least conv_kernel ({self.conv_kernel})"),
             (self.top_k >= 1, f"top_k must be >= 1, got {self.top_k}"),
-            (self.read_scale > 0 and self.write_cost >= 0, "read_scale must be > 0 and write_cost >= 0"),
+            (self.read_scale > 0 and self.write_cost >= 0 and self.keep_cost >= 0,
+             "read_scale must be > 0, write_cost and keep_cost >= 0"),
         ]
         for ok, message in checks:
             if not ok:

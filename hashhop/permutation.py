@@ -20,7 +20,9 @@ import math
 import numpy as np
 
 FEISTEL_ROUNDS = 6
-"""Rounds per permutation: four make a pseudo-random permutation (Luby-Rackoff); two spare."""
+"""Rounds per permutation: four make a pseudo-random permutation (Luby-Rackoff); two spare.
+A network of more blocks gets a multiple of this, so that each block is a round's target
+(with 6 rounds, blocks past the sixth of a long hash were left as they came: constant)."""
 
 MAX_BLOCK_BITS = 48
 """Largest block radix, as bits; keeps the round function's modulo bias below 2**-16."""
@@ -52,13 +54,16 @@ class FeistelPermutation:
         if any(r < 1 or r > 2**MAX_BLOCK_BITS for r in radices):
             raise ValueError(f"block radices must lie in [1, 2**{MAX_BLOCK_BITS}]: {radices}")
         self.radices = radices
-        self.round_keys = splitmix64(np.uint64(key) ^ np.arange(FEISTEL_ROUNDS, dtype=np.uint64))
+        # Every block is the target of at least one round (round r targets block r mod n).
+        rounds = FEISTEL_ROUNDS * -(-len(radices) // FEISTEL_ROUNDS)
+        self.round_keys = splitmix64(np.uint64(key) ^ np.arange(rounds, dtype=np.uint64))
 
     def apply(self, blocks: list[np.ndarray]) -> list[np.ndarray]:
         """Permute element-wise; blocks[i] holds digits in [0, radices[i]).
 
-        In place on two scratch arrays: a temporary per operation tripled the time of a
-        32K-hash block (benchmarks/RESULTS.md, "Generation speed")."""
+        Returns new arrays, the caller's to modify. The rounds run in place on two scratch
+        arrays: a temporary per operation tripled the time of a 32K-hash block
+        (benchmarks/RESULTS.md, "Generation speed")."""
         blocks = [b.astype(np.uint64, copy=True) for b in blocks]
         mix = np.empty_like(blocks[0])
         scratch = np.empty_like(mix)

@@ -70,7 +70,7 @@ def _line_block(sample: Sample, positions: np.ndarray, newline: bytes) -> bytes:
     matrix[:, :hash_len] = sample.hashes(key_index)
     matrix[:, hash_len:open_quote] = np.frombuffer(SEPARATOR.encode(), dtype=np.uint8)
     matrix[:, [open_quote, close_quote]] = ord(QUOTE)
-    matrix[:, open_quote + 1 : close_quote] = sample.hashes(key_index + 1)  # the next hash of its chain
+    matrix[:, open_quote + 1 : close_quote] = sample.hashes(sample.hash_index(chains, levels + 1))
     matrix[:, close_quote + 1 :] = np.frombuffer(newline, dtype=np.uint8)
     if ends.all():
         return matrix.tobytes()

@@ -136,36 +136,36 @@ class Sample:
         """The hashes with these indices, as ASCII codes: uint8 array [len(indices), hash_len].
 
         Characters are written two at a time, from a table of every pair, into the 16-bit
-        columns of a row-major matrix; the arithmetic runs in place (a new 256 KB array per
-        operation cost more than the operation: benchmarks/RESULTS.md, "Generation speed")."""
+        columns of a row-major matrix; the digit arithmetic runs in place (a new 256 KB array
+        per operation cost more than the operation: benchmarks/RESULTS.md, "Generation speed")."""
         indices = np.asarray(indices, dtype=np.uint64)
         blocks = []
+        rest = indices
         for length in self._hash_blocks:
             radix = np.uint64(len(self.spec.alphabet) ** length)
-            blocks.append(indices % radix)
-            indices = indices // radix
+            blocks.append(rest % radix)
+            rest = rest // radix
         codes, pair_codes = self._character_tables
         pair_radix = np.uint64(len(codes) ** 2)
         # Each block starts at an even column, so an odd-length block leaves one pad column.
-        padded = [length + length % 2 for length in self._hash_blocks]
-        chars = np.empty((len(indices), sum(padded)), dtype=np.uint8)
+        chars = np.empty((len(indices), sum(length + length % 2 for length in self._hash_blocks)), dtype=np.uint8)
         pair_columns = chars.view(np.uint16)
         quotient = np.empty_like(indices)
+        used_columns: list[int] = []
         column = 0
-        for block, length, width in zip(self._hash_permutation.apply(blocks), self._hash_blocks, padded):
+        for block, length in zip(self._hash_permutation.apply(blocks), self._hash_blocks):
             # The block's digits, least significant first, are its characters left to right.
             for pair in range(length // 2):
-                np.floor_divide(block, pair_radix, out=quotient)
-                block -= quotient * pair_radix
-                pair_columns[:, (column + 2 * pair) // 2] = np.take(pair_codes, block)
+                np.divmod(block, pair_radix, out=(quotient, block))
+                pair_columns[:, column // 2 + pair] = np.take(pair_codes, block)
                 block, quotient = quotient, block
             if length % 2:
                 chars[:, column + length - 1] = np.take(codes, block)  # the last digit: block < A
-            column += width
-        if sum(padded) == self.spec.hash_len:
+            used_columns.extend(range(column, column + length))
+            column += length + length % 2
+        if len(used_columns) == chars.shape[1]:
             return chars
-        used = [start + i for start, length in zip(np.cumsum([0, *padded]), self._hash_blocks) for i in range(length)]
-        return np.ascontiguousarray(chars[:, used])
+        return np.ascontiguousarray(chars[:, used_columns])
 
     @cached_property
     def _character_tables(self) -> tuple[np.ndarray, np.ndarray]:

@@ -86,7 +86,7 @@ class TrainConfig(_Strict):
     init_from: str | None = None
     """A checkpoint or run directory whose weights this run starts from, with a fresh
     optimizer and schedule: a second training stage (configs/memory_cot.toml). Its tokenizer
-    and weight shapes must be this config's; loss settings (model.write_cost) may differ.
+    and weight shapes must be this config's; loss settings (model.write_cost, model.keep_cost) may differ.
     Ignored once the run has checkpoints of its own (it resumes from them)."""
 
 

@@ -66,6 +66,13 @@ def test_hashes_are_letters_of_the_requested_length():
     assert all(re.fullmatch(r"[a-zA-Z]{11}", h) for pair in pairs.items() for h in pair)
 
 
+def test_every_character_of_a_long_hash_varies():
+    """64 letters are 8 Feistel blocks: each must be a round's target, or it stays constant."""
+    _, prompt, _, _ = render(size=20_000, unit="chars", hash_len=64, seed=1)
+    keys = list(parse_prompt(prompt)[0])
+    assert all(len({key[column] for key in keys}) > 20 for column in range(64))
+
+
 def test_a_custom_alphabet_is_used():
     _, prompt, _, _ = render(size=2000, unit="chars", alphabet="0123456789", hash_len=10)
     pairs, _ = parse_prompt(prompt)

@@ -363,3 +363,31 @@ def test_the_configured_two_stage_run_answers_held_out_questions_with_and_withou
         samples = [make_sample(spec) for spec in eval_specs(3000, hops, cot, 24, 9)]
         right = answered_right(model, IdentifierTokenizer(), samples)
         assert right >= 22, f"{hops}-hop (CoT {cot}): {right}/24 right after both stages (chance is about 1/60)"
+        # the keep loss closes what no read uses: one entry a line, whatever the hops
+        entries = len(ingest(model, IdentifierTokenizer(), [prompt_text(samples[0])], progress=False).store)
+        assert entries <= 1.1 * samples[0].n_lines, f"{hops}-hop: {entries} entries for {samples[0].n_lines} lines"
+
+
+def test_the_keep_loss_is_cross_entropy_of_the_gate_against_what_reads_used():
+    """entry_use is, per batch position, the most any read weighed it (times the read's use
+    gate); positions after a row's context are never written and never used."""
+    from hashhop.training_data import IGNORE_INDEX, collate, encode_example
+
+    samples = [make_sample(spec) for spec in eval_specs(600, 2, False, 2, 3)]
+    batch = collate(TOKENIZER, [encode_example(TOKENIZER, sample) for sample in samples])
+    at = batch.labels != IGNORE_INDEX
+    losses = {}
+    for keep_cost in (0.0, 2.0):
+        model = untrained(keep_cost=keep_cost, write_cost=0.0).train()
+        with torch.no_grad():
+            model(batch.ids, batch.features, batch.n_identifiers)  # every position decoded
+            assert model.entry_use.shape == ((batch.ids.numel(),) if keep_cost else ())
+            model(batch.ids, batch.features, batch.n_identifiers, at)
+        losses[keep_cost] = model.auxiliary_loss
+    use = model.entry_use.view(batch.ids.shape)
+    gate_logits = model.writer(model.embedding(batch.ids, model.embedding.identifiers(batch.features)))[1]
+    written = torch.arange(batch.ids.shape[1])[None] < (at.int().argmax(1) + 1)[:, None]
+    assert ((use >= 0) & (use <= 1)).all() and use.max() > 0.1  # the reads looked somewhere
+    assert (use[~written] == 0).all()
+    expected = 2.0 * torch.nn.functional.binary_cross_entropy_with_logits(gate_logits[written], use[written])
+    assert torch.allclose(losses[2.0] - losses[0.0], expected.detach(), atol=1e-5)

@@ -190,7 +190,7 @@ class Found:
     values: torch.Tensor
     """[N, M, d] the embeddings of the entries' tokens ([M, d] when every query meets the same)."""
     codes: torch.Tensor | None = None
-    """[M, code_bits] the entries' +-1 keys, in training only (for ALIGN_COST)."""
+    """[M, code_bits] the entries' +-1 keys, in training only (for ALIGN_COST and the keep loss)."""
 
 
 Lookup = Callable[[torch.Tensor], Found]
@@ -217,9 +217,12 @@ class MemoryModel(nn.Module):
         self.mlp_norm, self.mlp = nn.RMSNorm(d), MLP(d)
         self.head = OutputHead(d)
         self.auxiliary_loss = torch.zeros(())
-        """The write cost, key balance and read alignment of the last forward pass; training
-        adds it to the loss."""
+        """The write cost, keep loss, key balance and read alignment of the last forward pass;
+        training adds it to the loss."""
         self.alignment_loss = torch.zeros(())
+        self.entry_use = torch.zeros(())
+        """With keep_cost, per batch position [B * T]: the most any read of the last training
+        pass used its entry (softmax weight times the read's use gate), the keep loss's target."""
         self._init_lookups()
 
     def _init_lookups(self) -> None:
@@ -285,6 +288,7 @@ class MemoryModel(nn.Module):
         known = [context, recent_tokens]
         used = []
         self.alignment_loss = torch.zeros(())
+        self.entry_use = torch.zeros(())
         for read in self.reads:
             query_logits = self.writer.address(read.guess(torch.cat(known, -1)))
             found = lookup(query_logits)
@@ -297,7 +301,11 @@ class MemoryModel(nn.Module):
                 self.alignment_loss = self.alignment_loss + ALIGN_COST * (top_weight * misfit).mean()
             value = torch.matmul(weights.unsqueeze(1), found.values).squeeze(1)
             known.append(top_entry(weights, found.values) if pass_top else value)
-            used.append(value * torch.sigmoid(read.use(context)))
+            use = torch.sigmoid(read.use(context))
+            used.append(value * use)
+            if found.codes is not None and self.config.keep_cost:
+                with torch.no_grad():
+                    self.entry_use = torch.maximum(self.entry_use, (weights * use).amax(0))
         hidden = x + self.combine(torch.cat(used, -1))
         return hidden + self.mlp(self.mlp_norm(hidden))
 
@@ -354,6 +362,10 @@ class MemoryModel(nn.Module):
 
         hidden = self.read(*self.local_state(embedded, rows, cols), lookup)
         self.auxiliary_loss = self.auxiliary_loss + self.alignment_loss
+        if self.config.keep_cost:
+            kept_target = self.entry_use.view_as(gate_logits)[written]
+            keep_loss = F.binary_cross_entropy_with_logits(gate_logits[written], kept_target)
+            self.auxiliary_loss = self.auxiliary_loss + self.config.keep_cost * keep_loss
         row_identifiers = None if identifiers is None else identifiers[rows]
         row_counts = None if n_identifiers is None else n_identifiers[rows]
         logits = self.head(hidden.unsqueeze(1), self.embedding, row_identifiers, row_counts).squeeze(1)
