@@ -51,9 +51,9 @@ class ModelConfig:
     keep_cost: float = 0.0
     """memory only: weight of the write gate's own loss, binary cross-entropy against how much
     the reads used its entry (`MemoryModel.entry_use`), so positions no read uses close. A
-    kind of position settles at the log-odds of its use in training (values: one question a
-    1200-character prompt reads ~5% of them, gate ~-3), so it stays above GATE_FLOOR only
-    while questions read more than 0.25% of its kind: keep that in mind with longer prompts."""
+    kind of position settles at the log-odds of its use in training (the shipped model's values
+    sit at gate ~-3: a use of ~5%), so it stays above GATE_FLOOR only while questions read more
+    than 0.25% of its kind: keep that in mind with longer training prompts."""
 
     def __post_init__(self) -> None:
         if self.n_fixed < 1 or self.feature_dim < 0:

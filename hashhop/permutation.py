@@ -59,12 +59,13 @@ class FeistelPermutation:
         self.round_keys = splitmix64(np.uint64(key) ^ np.arange(rounds, dtype=np.uint64))
 
     def apply(self, blocks: list[np.ndarray]) -> list[np.ndarray]:
-        """Permute element-wise; blocks[i] holds digits in [0, radices[i]).
+        """Permute element-wise, in place: blocks[i] is a uint64 array of digits in
+        [0, radices[i]), overwritten with its image and returned (callers pass fresh arrays).
 
-        Returns new arrays, the caller's to modify. The rounds run in place on two scratch
-        arrays: a temporary per operation tripled the time of a 32K-hash block
-        (benchmarks/RESULTS.md, "Generation speed")."""
-        blocks = [b.astype(np.uint64, copy=True) for b in blocks]
+        The rounds run in place on two scratch arrays: a temporary per operation tripled the
+        time of a 32K-hash block (benchmarks/RESULTS.md, "Generation speed")."""
+        if any(block.dtype != np.uint64 for block in blocks):
+            raise TypeError("Feistel blocks are uint64 arrays")
         mix = np.empty_like(blocks[0])
         scratch = np.empty_like(mix)
         for round_index, round_key in enumerate(self.round_keys):
