@@ -314,17 +314,26 @@ def build_corpus(docstrings: bool, encoder: CodeEncoder | None) -> CodeIndex:
 
 
 def evaluate_corpus(
-    docstrings: bool, sets: dict[str, list[Query]], encoder: CodeEncoder | None, embed_missing: bool, notes: list[str]
+    docstrings: bool,
+    sets: dict[str, list[Query]],
+    encoder: CodeEncoder | None,
+    embed_missing: bool,
+    notes: list[str],
+    earlier: dict[str, dict] | None = None,
 ) -> dict[str, dict]:
-    """Every system on every set that searches this corpus (with or without docstrings)."""
+    """Every system on every set that searches this corpus (with or without docstrings).
+    With `earlier` (the results of a run on the same corpus and queries) the baselines are
+    taken from it instead of run again: they do not change with hashhop's code, and MiniLM's
+    corpus embeddings take an hour."""
     index = build_corpus(docstrings, encoder)
     symbols = index.symbols
     corpus = "full" if docstrings else "docstring-free"
     print(f"{corpus} index: {len(symbols):,} symbols", file=sys.stderr)
     systems = hashhop_systems(index, notes if docstrings else [])
-    baselines: list[System] = [BM25Baseline(symbols), FuzzyNameBaseline(symbols)]
+    baselines: list[System] = [] if earlier else [BM25Baseline(symbols), FuzzyNameBaseline(symbols)]
     try:
-        baselines.append(MiniLMBaseline(symbols, embed_missing))
+        if not earlier:
+            baselines.append(MiniLMBaseline(symbols, embed_missing))
     except NotCached as reason:
         notes.append(f"MiniLM on the {corpus} index: not run ({reason}; a run without --quick embeds them)")
     results: dict[str, dict] = {}
@@ -339,9 +348,22 @@ def evaluate_corpus(
             print(f"{set_name}: {system.name}", file=sys.stderr)
             baseline_runs.append(run_system(system, judged.queries, DEPTH))
             result["systems"][system.name] = summarize(baseline_runs[-1], judged)
-        result["systems"][f"hybrid (RRF of {', '.join(system.name for system in baselines)})"] = summarize(hybrid_run(baseline_runs), judged)
+        if earlier:
+            result["systems"].update(earlier_baselines(earlier, set_name, len(symbols), len(judged.queries)))
+        else:
+            result["systems"][f"hybrid (RRF of {', '.join(system.name for system in baselines)})"] = summarize(hybrid_run(baseline_runs), judged)
         results[set_name] = result
     return results
+
+
+def earlier_baselines(earlier: dict[str, dict], set_name: str, symbols: int, queries: int) -> dict[str, dict]:
+    """The baselines' rows of `set_name` from an earlier run, which must have searched as
+    many symbols with as many queries (the frozen sets: the same ones)."""
+    before = earlier.get(set_name)
+    rows = {name: row for name, row in (before or {"systems": {}})["systems"].items() if not name.startswith("hashhop")}
+    if before is None or before["symbols"] != symbols or any(row["queries"] != queries for row in rows.values()):
+        sys.exit(f"--baselines-from holds no {set_name} results over these {symbols:,} symbols and {queries:,} queries: run the baselines")
+    return rows
 
 
 def build_costs(encoder_dir: Path | None) -> dict:
@@ -449,6 +471,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="the first N queries of each set")
     parser.add_argument("--quick", action="store_true", help=f"smoke test: {QUICK_LIMIT} queries a set, no cost measurements, MiniLM only if cached")
     parser.add_argument("--out", type=Path, default=Path("runs/code_search/results.json"))
+    parser.add_argument("--baselines-from", type=Path, help="take the baselines' rows from this earlier results file (same corpus and queries) instead of running them")
     args = parser.parse_args()
     commit = git_commit()  # before the run: the tree may change while it runs
     names = [name.strip() for name in args.sets.split(",") if name.strip()]
@@ -465,11 +488,16 @@ def main() -> None:
     except HashHopError as error:
         parser.error(str(error))
     notes = [MALM_NOTE]
+    earlier = None
+    if args.baselines_from:
+        before = json.loads(args.baselines_from.read_text())
+        earlier = before["results"]
+        notes.append(f"baselines: not run; their rows are from {args.baselines_from} ({before['date']}, commit {before['git_commit'][:10]})")
     results: dict[str, dict] = {}
     for docstrings in (True, False):
         chosen = {name: queries for name, queries in sets.items() if (name in DOCSTRING_FREE_SETS) != docstrings}
         if chosen:
-            results.update(evaluate_corpus(docstrings, chosen, encoder, not args.quick, notes))
+            results.update(evaluate_corpus(docstrings, chosen, encoder, not args.quick, notes, earlier))
     costs = {} if args.quick else {"build": in_fresh_process(build_costs, args.encoder), "incremental": incremental_costs(encoder)}
     meta = json.loads((DATA / "meta.json").read_text())
     report = {

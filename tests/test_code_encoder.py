@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch")
 from hashhop.code.encoder import CodeEncoder, symbol_bags
 from hashhop.code.encoder_model import EncoderModel
 from hashhop.code.encoder_training import (
+    Pair,
     collect_pairs,
     load_encoder_config,
     tokenize_pairs,
@@ -76,7 +77,6 @@ def test_numpy_encoder_equals_the_torch_model_it_was_exported_from(tmp_path):
     model, encoder = random_encoder()
     config = load_encoder_config(None, ["max_body_words=512", "max_name_words=16", "max_query_words=48"])
     from hashhop.code.encoder import word_rows
-    from hashhop.code.encoder_training import Pair
     from hashhop.tokenize import random_features
 
     pairs = [Pair("read the lines of a text file", symbol) for symbol in symbols]

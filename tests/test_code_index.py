@@ -71,6 +71,17 @@ def test_code_drops_the_docstring_and_keeps_comments_and_body():
     assert prefix.code.startswith("def common_prefix(")
 
 
+def test_a_class_reads_as_its_own_lines_without_its_members_bodies_with_or_without_docstrings():
+    counter = parse_symbols(SOURCE, "mod", "mod.py")[1]
+    for symbol in (counter, counter.without_docstring()):
+        own = symbol.own_source
+        assert "def most_common(self, n=None):" in own and "@functools.cache" in own
+        assert "sorted(self.items()" not in own and "by_count" not in own and "most common elements" not in own
+    assert "Count things." in counter.own_source and "Count things." not in counter.without_docstring().own_source
+    prefix = parse_symbols(SOURCE, "mod", "mod.py")[0]
+    assert prefix.own_source == prefix.source  # a function reads whole
+
+
 def test_module_names_follow_the_file_path():
     assert module_name("os/path.py") == "os.path"
     assert module_name("pkg/__init__.py") == "pkg"

@@ -195,3 +195,14 @@ def test_the_corpus_reads_names_as_the_index_does(tmp_path: Path):
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "__init__.py").write_text("def f():\n    pass\n")
     assert [symbol.full_name for symbol in read_tree(tmp_path / "pkg", exclude=())] == ["pkg.f"]
+
+
+def test_baselines_are_taken_from_an_earlier_run_only_over_the_same_corpus_and_queries():
+    from code_search import earlier_baselines
+
+    row = {"queries": 1000}
+    earlier = {"docstring": {"symbols": 23136, "systems": {"hashhop": row, "bm25s": row, "MiniLM": row}}}
+    assert set(earlier_baselines(earlier, "docstring", 23136, 1000)) == {"bm25s", "MiniLM"}
+    for symbols, queries, set_name in ((23000, 1000, "docstring"), (23136, 500, "docstring"), (23136, 1000, "typo")):
+        with pytest.raises(SystemExit, match="run the baselines"):
+            earlier_baselines(earlier, set_name, symbols, queries)

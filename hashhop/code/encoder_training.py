@@ -19,7 +19,7 @@ import sysconfig
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -120,7 +120,7 @@ def collect_pairs(config: EncoderTrainConfig, log: Callable[[str], None] = print
             if len(summary.split()) < MIN_SUMMARY_WORDS or key in seen or summary in held_summaries:
                 continue
             seen.add(key)
-            pairs.append(Pair(summary, replace(symbol, docstring="", source=symbol.code, docstring_lines=(0, 0))))
+            pairs.append(Pair(summary, symbol.without_docstring()))
             kept += 1
         log(f"{name}: {kept:,} pairs from {len(index.symbols):,} symbols ({time.perf_counter() - started:.0f} s)")
     return pairs

@@ -32,7 +32,7 @@ from hashhop.dataset import atomic_output
 from hashhop.errors import HashHopError
 
 FORMAT = "hashhop-code-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _SYMBOL_FIELDS = [symbol_field.name for symbol_field in fields(Symbol)]
 ENCODER_DIR = "encoder/"
 SEARCH_DIR = "search/"
@@ -186,7 +186,7 @@ def _reuse_or_parse(
         return replace(old, size=stat.st_size, mtime_ns=stat.st_mtime_ns), False
     symbols = parse_symbols(text, module, key)
     if not docstrings:
-        symbols = [replace(symbol, docstring="", source=symbol.code, docstring_lines=(0, 0)) for symbol in symbols]
+        symbols = [symbol.without_docstring() for symbol in symbols]
     return IndexedFile(digest=digest, size=stat.st_size, mtime_ns=stat.st_mtime_ns, symbols=tuple(symbols)), True
 
 
@@ -249,5 +249,10 @@ def load_index(path: Path) -> CodeIndex:
 
 
 def _tuples_back(values: list) -> list:
-    """JSON turns tuples into lists; Symbol is frozen and hashable, so they go back."""
-    return [tuple(value) if isinstance(value, list) else value for value in values]
+    """JSON turns tuples into lists; Symbol is frozen and hashable, so they go back (nested
+    ones too: `member_bodies` is a tuple of pairs)."""
+    return [_as_tuple(value) if isinstance(value, list) else value for value in values]
+
+
+def _as_tuple(value: list) -> tuple:
+    return tuple(_as_tuple(item) if isinstance(item, list) else item for item in value)

@@ -12,7 +12,7 @@ import io
 import os
 import tokenize
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -38,6 +38,9 @@ class Symbol:
     source: str
     docstring_lines: tuple[int, int] = (0, 0)
     """[start, end) of the docstring statement's lines within `source`; (0, 0) if none."""
+    member_bodies: tuple[tuple[int, int], ...] = ()
+    """[start, end) of each direct member's body within a class's `source` (the lines after
+    the member's header): what `own_source` leaves out."""
 
     @property
     def name(self) -> str:
@@ -55,6 +58,26 @@ class Symbol:
             return self.source
         lines = self.source.splitlines(keepends=True)
         return "".join(lines[:start] + lines[end:])
+
+    @property
+    def own_source(self) -> str:
+        """The source without its members' bodies: a class's header, docstring, attributes
+        and the headers of its methods. Each member is a symbol of its own; search reads a
+        class through this, or a class holding every method's words would outrank the
+        method a description is about."""
+        if not self.member_bodies:
+            return self.source
+        lines = self.source.splitlines(keepends=True)
+        dropped = {line for start, end in self.member_bodies for line in range(start, end)}
+        return "".join(line for at, line in enumerate(lines) if at not in dropped)
+
+    def without_docstring(self) -> Symbol:
+        """This symbol as an index built with docstrings removed holds it. The docstring is
+        a class's first statement, so its members move up by its length."""
+        start, end = self.docstring_lines
+        shift = end - start
+        members = tuple((first - shift, last - shift) for first, last in self.member_bodies)
+        return replace(self, docstring="", source=self.code, docstring_lines=(0, 0), member_bodies=members)
 
 
 class SkippedFile(Exception):
@@ -125,6 +148,7 @@ def _collect(
                     docstring=ast.get_docstring(child, clean=True) or "",
                     source="".join(lines[first_line - 1 : child.end_lineno]),
                     docstring_lines=_docstring_lines(child, first_line),
+                    member_bodies=_member_bodies(child, first_line) if is_class else (),
                 )
             )
             inner_prefix = qualname + ("." if is_class else ".<locals>.")
@@ -138,6 +162,18 @@ def _docstring_lines(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
     if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)):
         return (0, 0)
     return (first.lineno - first_line, first.end_lineno - first_line + 1)
+
+
+def _member_bodies(node: ast.ClassDef, first_line: int) -> tuple[tuple[int, int], ...]:
+    """[start, end) lines, relative to `first_line`, of each def or class directly in the
+    class body, after its header. A one-line member (`def f(self): return 1`) keeps its line."""
+    bodies = []
+    for member in node.body:
+        if isinstance(member, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            start = max(member.body[0].lineno, member.lineno + 1)
+            if start <= member.end_lineno:
+                bodies.append((start - first_line, member.end_lineno - first_line + 1))
+    return tuple(bodies)
 
 
 def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> str:

@@ -70,8 +70,8 @@ def first_sentence(docstring: str) -> str:
 
 def symbol_words(symbol: Symbol) -> tuple[list[str], list[str]]:
     """(name words, body words) of a symbol: its qualified name's words; its module,
-    signature and source (with the docstring, if the index kept it). BM25 and the encoder
-    both read a symbol through this one split."""
+    signature and own source (a class without its members' bodies; with the docstring, if
+    the index kept it). BM25 and the encoder both read a symbol through this one split."""
     name = search_words(symbol.qualname.replace(".<locals>.", ".").replace(".", " "))
-    body = search_words(symbol.module.replace(".", " ") + " " + symbol.signature + " " + symbol.source)
+    body = search_words(symbol.module.replace(".", " ") + " " + symbol.signature + " " + symbol.own_source)
     return name, body
