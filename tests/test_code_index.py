@@ -181,6 +181,17 @@ def test_a_file_that_is_not_an_index_is_one_clear_error(tmp_path, content):
         load_index(path)
 
 
+def test_an_index_of_an_older_format_says_how_to_rebuild_it(tmp_path):
+    import json
+    import zipfile
+
+    path = tmp_path / "code.idx"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("meta.json", json.dumps({"format": "hashhop-code-index", "version": 1}))
+    with pytest.raises(HashHopError, match="version 1 code index.*--full"):
+        load_index(path)
+
+
 def test_a_missing_index_says_how_to_make_one(tmp_path):
     with pytest.raises(HashHopError, match="hashhop code index"):
         load_index(tmp_path / "nope.idx")

@@ -222,7 +222,7 @@ def load_index(path: Path) -> CodeIndex:
             if meta.get("format") != FORMAT:
                 raise HashHopError(f"{path} is not a hashhop code index")
             if meta.get("version") != FORMAT_VERSION:
-                raise HashHopError(f"{path} is a version {meta.get('version')} code index; this hashhop reads version {FORMAT_VERSION}: rebuild it")
+                raise HashHopError(f"{path} is a version {meta.get('version')} code index; this hashhop reads version {FORMAT_VERSION}: rebuild it (hashhop code index TREE -o {path} --full)")
             stored = json.loads(archive.read("files.json"))
             encoder_files = {
                 name.removeprefix(ENCODER_DIR): archive.read(name) for name in archive.namelist() if name.startswith(ENCODER_DIR)
@@ -235,7 +235,7 @@ def load_index(path: Path) -> CodeIndex:
     except (zipfile.BadZipFile, KeyError, ValueError, UnicodeDecodeError) as error:
         raise HashHopError(f"{path} is not a readable code index ({error})") from None
     if stored["fields"] != _SYMBOL_FIELDS:
-        raise HashHopError(f"{path} stores symbols with other fields: rebuild it")
+        raise HashHopError(f"{path} stores symbols with other fields: rebuild it (hashhop code index TREE -o {path} --full)")
     files = {
         key: IndexedFile(
             digest=entry["digest"],
