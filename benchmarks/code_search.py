@@ -330,12 +330,13 @@ def evaluate_corpus(
     corpus = "full" if docstrings else "docstring-free"
     print(f"{corpus} index: {len(symbols):,} symbols", file=sys.stderr)
     systems = hashhop_systems(index, notes if docstrings else [])
-    baselines: list[System] = [] if earlier else [BM25Baseline(symbols), FuzzyNameBaseline(symbols)]
-    try:
-        if not earlier:
+    baselines: list[System] = []
+    if not earlier:
+        baselines = [BM25Baseline(symbols), FuzzyNameBaseline(symbols)]
+        try:
             baselines.append(MiniLMBaseline(symbols, embed_missing))
-    except NotCached as reason:
-        notes.append(f"MiniLM on the {corpus} index: not run ({reason}; a run without --quick embeds them)")
+        except NotCached as reason:
+            notes.append(f"MiniLM on the {corpus} index: not run ({reason}; a run without --quick embeds them)")
     results: dict[str, dict] = {}
     for set_name, queries in sets.items():
         judged = judge(queries, symbols)
@@ -359,9 +360,9 @@ def evaluate_corpus(
 def earlier_baselines(earlier: dict[str, dict], set_name: str, symbols: int, queries: int) -> dict[str, dict]:
     """The baselines' rows of `set_name` from an earlier run, which must have searched as
     many symbols with as many queries (the frozen sets: the same ones)."""
-    before = earlier.get(set_name)
-    rows = {name: row for name, row in (before or {"systems": {}})["systems"].items() if not name.startswith("hashhop")}
-    if before is None or before["symbols"] != symbols or any(row["queries"] != queries for row in rows.values()):
+    before = earlier.get(set_name, {"symbols": None, "systems": {}})
+    rows = {name: row for name, row in before["systems"].items() if not name.startswith("hashhop")}
+    if not rows or before["symbols"] != symbols or any(row["queries"] != queries for row in rows.values()):
         sys.exit(f"--baselines-from holds no {set_name} results over these {symbols:,} symbols and {queries:,} queries: run the baselines")
     return rows
 
@@ -490,9 +491,12 @@ def main() -> None:
     notes = [MALM_NOTE]
     earlier = None
     if args.baselines_from:
-        before = json.loads(args.baselines_from.read_text())
-        earlier = before["results"]
-        notes.append(f"baselines: not run; their rows are from {args.baselines_from} ({before['date']}, commit {before['git_commit'][:10]})")
+        try:
+            before = json.loads(args.baselines_from.read_text())
+            earlier = before["results"]
+            notes.append(f"baselines: not run; their rows are from {args.baselines_from} ({before['date']}, commit {before['git_commit'][:10]})")
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            parser.error(f"--baselines-from {args.baselines_from} is not a readable results file ({error})")
     results: dict[str, dict] = {}
     for docstrings in (True, False):
         chosen = {name: queries for name, queries in sets.items() if (name in DOCSTRING_FREE_SETS) != docstrings}

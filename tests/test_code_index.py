@@ -10,6 +10,7 @@ import pytest
 
 from hashhop.code.index import CodeIndex, build_index, load_index, save_index
 from hashhop.code.symbols import module_name, parse_symbols
+from hashhop.code.words import symbol_words
 from hashhop.errors import HashHopError
 
 SOURCE = textwrap.dedent(
@@ -80,6 +81,8 @@ def test_a_class_reads_as_its_own_lines_without_its_members_bodies_with_or_witho
     assert "Count things." in counter.own_source and "Count things." not in counter.without_docstring().own_source
     prefix = parse_symbols(SOURCE, "mod", "mod.py")[0]
     assert prefix.own_source == prefix.source  # a function reads whole
+    _, words = symbol_words(counter)  # what BM25 and the encoder read
+    assert "most" in words and "sort" not in words and "item" not in words
 
 
 def test_module_names_follow_the_file_path():

@@ -241,18 +241,14 @@ def load_index(path: Path) -> CodeIndex:
             digest=entry["digest"],
             size=entry["size"],
             mtime_ns=entry["mtime_ns"],
-            symbols=tuple(Symbol(*_tuples_back(values)) for values in entry["symbols"]),
+            symbols=tuple(Symbol(*_as_tuple(values)) for values in entry["symbols"]),
         )
         for key, entry in stored["files"].items()
     }
     return CodeIndex(roots=meta["roots"], files=files, skipped=meta["skipped"], docstrings=meta["docstrings"], encoder=encoder, vectors=vectors, search_state=search_state)
 
 
-def _tuples_back(values: list) -> list:
-    """JSON turns tuples into lists; Symbol is frozen and hashable, so they go back (nested
-    ones too: `member_bodies` is a tuple of pairs)."""
-    return [_as_tuple(value) if isinstance(value, list) else value for value in values]
-
-
-def _as_tuple(value: list) -> tuple:
-    return tuple(_as_tuple(item) if isinstance(item, list) else item for item in value)
+def _as_tuple(values: list) -> tuple:
+    """JSON turns tuples into lists; Symbol is frozen and hashable, so they go back, nested
+    ones too (`member_bodies` is a tuple of pairs)."""
+    return tuple(_as_tuple(value) if isinstance(value, list) else value for value in values)
