@@ -20,9 +20,8 @@ from pathlib import Path
 
 from hashhop.code import search
 from hashhop.code.encoder import CodeEncoder
-from hashhop.code.encoder_training import MIN_SUMMARY_WORDS, tree_of
-from hashhop.code.index import CodeIndex, build_index
-from hashhop.code.words import first_sentence
+from hashhop.code.encoder_training import tree_of
+from hashhop.code.reranker_training import rerank_queries
 
 DEV_PACKAGES = ["lm_eval", "datasets", "accelerate", "pydantic", "fontTools", "_pytest", "aiohttp", "fsspec", "rich"]
 EXCLUDE = ("tests", "test", "testing", "test_*.py")
@@ -38,20 +37,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     encoder = CodeEncoder.load(args.encoder)
-    trees = [tree_of(name) for name in args.packages]
-    with_docstrings = CodeIndex.combine([build_index(tree, EXCLUDE)[0] for tree in trees])
-    without = CodeIndex.combine([build_index(tree, EXCLUDE, docstrings=False)[0] for tree in trees]).with_encoder(encoder)
-    relevant: dict[str, set[str]] = {}
-    for symbol in with_docstrings.symbols:
-        sentence = first_sentence(symbol.docstring)
-        if len(sentence.split()) >= MIN_SUMMARY_WORDS:
-            relevant.setdefault(sentence, set()).add(symbol.full_name)
+    without, relevant = rerank_queries([tree_of(name) for name in args.packages], EXCLUDE)
+    without = without.with_encoder(encoder)
     queries = random.Random(args.seed).sample(sorted(relevant), args.queries)
     print(f"{len(without.symbols):,} symbols, {len(queries):,} queries")
-    print("| encoder weight | Acc@1 % | MRR@10 |\n|---:|---:|---:|")
-    for weight in WEIGHTS:
+    print("| encoder weight | reranker | Acc@1 % | MRR@10 |\n|---:|---|---:|---:|")
+    runs = [(weight, False) for weight in WEIGHTS] + [(search.CHANNEL_WEIGHTS["encoder"], True)] * (encoder.reranker is not None)
+    for weight, rerank in runs:
         search.CHANNEL_WEIGHTS["encoder"] = weight
-        searcher = search.CodeSearcher(without)
+        searcher = search.CodeSearcher(without, rerank=rerank)
         hits = reciprocal = 0.0
         for query in queries:
             names = [hit.symbol.full_name for hit in searcher.search(query, K)]
@@ -59,8 +53,7 @@ def main() -> None:
             if rank is not None:
                 hits += rank == 0
                 reciprocal += 1 / (rank + 1)
-        print(f"| {weight} | {100 * hits / len(queries):.1f} | {reciprocal / len(queries):.3f} |")
-
+        print(f"| {weight} | {'yes' if rerank else 'no'} | {100 * hits / len(queries):.1f} | {reciprocal / len(queries):.3f} |")
 
 if __name__ == "__main__":
     main()

@@ -83,8 +83,8 @@ class System(Protocol):
 
 
 class Hashhop:
-    def __init__(self, index: CodeIndex, channels: tuple[str, ...] | None, name: str):
-        self.searcher = CodeSearcher(index, channels)
+    def __init__(self, index: CodeIndex, channels: tuple[str, ...] | None, rerank: bool, name: str):
+        self.searcher = CodeSearcher(index, channels, rerank)
         self.name = name
 
     def rank(self, query: str, depth: int) -> Ranking:
@@ -278,29 +278,33 @@ def summarize(run: Run, judged: Judged) -> dict:
 
 
 HASHHOP_VARIANTS = (
-    ("hashhop", None),
-    ("hashhop names only", ("names",)),
-    ("hashhop bm25 only", ("bm25",)),
-    ("hashhop encoder only", ("encoder",)),
-    ("hashhop without encoder", ("names", "bm25")),
+    ("hashhop", None, True),
+    ("hashhop without reranker", None, False),
+    ("hashhop names only", ("names",), True),
+    ("hashhop bm25 only", ("bm25",), True),
+    ("hashhop encoder only", ("encoder",), True),
+    ("hashhop without encoder", ("names", "bm25"), True),
 )
+"""(name, channels (None: all), rerank): the full searcher and its ablations."""
 
 
 def hashhop_systems(index: CodeIndex, notes: list[str]) -> list[System]:
     """The full searcher and each ablation it can run; an ablation equal to the full
-    searcher (no encoder to leave out) or needing a missing channel is noted, not run."""
+    searcher (no encoder or reranker to leave out) or needing a missing channel is noted,
+    not run."""
     systems: list[System] = []
-    full_channels: tuple[str, ...] = ()
-    for name, channels in HASHHOP_VARIANTS:
+    full: tuple = ()
+    for name, channels, rerank in HASHHOP_VARIANTS:
         try:
-            system = Hashhop(index, channels, name)
+            system = Hashhop(index, channels, rerank, name)
         except HashHopError as error:
             notes.append(f"{name}: not run ({error})")
             continue
-        if channels is None:
-            full_channels = tuple(system.searcher.channels)
-        elif channels == full_channels:
-            notes.append(f"{name}: the same as the full searcher, whose channels are {', '.join(full_channels)}")
+        stages = (tuple(system.searcher.channels), system.searcher.reranker is not None)
+        if not full:
+            full = stages
+        elif stages == full:
+            notes.append(f"{name}: the same as the full searcher (channels {', '.join(full[0])}, reranker: {'yes' if full[1] else 'no'})")
             continue
         systems.append(system)
     return systems

@@ -112,17 +112,42 @@ class BM25Channel:
                 (Path(directory) / name).write_bytes(data)
             return cls(symbols, bm25s.BM25.load(directory, show_progress=False))
 
-    def scores(self, query: str, limit: int) -> dict[int, float]:
+    @property
+    def n_documents(self) -> int:
+        return int(self.retriever.scores["num_docs"])
+
+    def postings(self, words: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """Each known word -> the sorted positions of the symbols whose document holds it
+        (read from the retriever's sparse word-by-document matrix)."""
+        matrix = self.retriever.scores
+        found = {}
+        for word in words:
+            column = self.vocabulary.get(word)
+            if column is not None and column + 1 < len(matrix["indptr"]):
+                found[word] = np.sort(matrix["indices"][matrix["indptr"][column] : matrix["indptr"][column + 1]])
+        return found
+
+    def _raw_scores(self, query: str) -> np.ndarray | None:
+        """BM25 of every symbol for the query's known words; None if it has none."""
         words = [word for word in search_words(query) if word in self.vocabulary]
-        if not words:
+        return self.retriever.get_scores(words) if words else None
+
+    def scores(self, query: str, limit: int) -> dict[int, float]:
+        raw = self._raw_scores(query)
+        if raw is None:
             return {}
-        raw = self.retriever.get_scores(words)
         limit = min(limit, len(raw))
         best = np.argpartition(-raw, limit - 1)[:limit]
         top = float(raw[best].max())
         if top <= 0:
             return {}
         return {int(position): float(raw[position]) / top for position in best if raw[position] > 0}
+
+    def scores_of(self, query: str, positions: list[int]) -> np.ndarray:
+        """The scores `scores` gives these symbols (0 where it would leave them out)."""
+        raw = self._raw_scores(query)
+        top = float(raw.max()) if raw is not None else 0.0
+        return (raw[positions] / top).astype(np.float32) if top > 0 else np.zeros(len(positions), dtype=np.float32)
 
 
 class EncoderChannel:
@@ -139,3 +164,7 @@ class EncoderChannel:
         limit = min(limit, len(similarity))
         best = np.argpartition(-similarity, limit - 1)[:limit]
         return {int(position): float(similarity[position]) for position in best if similarity[position] > 0}
+
+    def scores_of(self, query: str, positions: list[int]) -> np.ndarray:
+        """These symbols' cosines with the query, clipped at 0 as in `scores`."""
+        return np.maximum(self.vectors[positions] @ self.encoder.encode_query(query), 0.0)

@@ -108,7 +108,7 @@ def train_encoder(
     config: Annotated[Path | None, typer.Option(help="TOML config (see configs/code_encoder.toml).")] = None,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a field: --set steps=500 (TOML values).")] = None,
 ) -> None:
-    """Train the code encoder on installed packages (never imported), holding out the trees it is evaluated on."""
+    """Train the code encoder on installed packages (never imported), holding out the trees it is evaluated on, and its reranker on rerank_packages, which the encoder never reads."""
     from hashhop.code.encoder_training import load_encoder_config
     from hashhop.code.encoder_training import train_encoder as train
 

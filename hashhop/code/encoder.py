@@ -15,8 +15,6 @@ name word.
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import zlib
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hashhop.code.reranker import RERANKER_FILES, Reranker
+from hashhop.code.stored_arrays import from_stored, to_stored
 from hashhop.code.symbols import Symbol
 from hashhop.code.words import search_words, symbol_words
 from hashhop.dataset import atomic_output
@@ -67,6 +67,8 @@ class CodeEncoder:
     code_out: np.ndarray  # [d, d]
     body_scale: float
     meta: dict
+    reranker: Reranker | None = None
+    """The second stage trained with this encoder (`reranker.py`); None: fused order only."""
 
     @cached_property
     def digest(self) -> str:
@@ -120,25 +122,21 @@ class CodeEncoder:
         """`encoder.npz` (float16 arrays, no pickle) and `encoder.json` (vocabulary and
         settings): what `save` writes to a directory and a code index stores in its own file.
         float16 halves the index; rankings are computed in float32 after loading."""
-        arrays = io.BytesIO()
-        np.savez(arrays, **{name: getattr(self, name).astype(np.float16) for name in _ARRAYS})  # half the bytes
+        arrays = {name: getattr(self, name).astype(np.float16) for name in _ARRAYS}  # half the bytes
         settings = {"format": ENCODER_FORMAT, "version": ENCODER_VERSION, "n_buckets": self.n_buckets,
                     "body_scale": self.body_scale, "meta": self.meta, "vocabulary": list(self.vocabulary)}
-        return {"encoder.npz": arrays.getvalue(), "encoder.json": json.dumps(settings).encode()}
+        files = to_stored("encoder", arrays, settings)
+        return files | (self.reranker.to_files() if self.reranker is not None else {})
 
     @classmethod
     def from_files(cls, files: dict[str, bytes], where: str) -> CodeEncoder:
-        try:
-            settings = json.loads(files["encoder.json"])
-            with np.load(io.BytesIO(files["encoder.npz"]), allow_pickle=False) as stored:
-                arrays = {name: stored[name].astype(np.float32) for name in _ARRAYS}
-        except (KeyError, ValueError) as error:
-            raise HashHopError(f"{where} holds no readable code encoder ({error})") from None
+        settings, arrays = from_stored(files, "encoder", _ARRAYS, where, "code encoder")
         if settings.get("format") != ENCODER_FORMAT or settings.get("version") != ENCODER_VERSION:
             raise HashHopError(f"{where} holds no version {ENCODER_VERSION} code encoder")
         vocabulary = {word: row for row, word in enumerate(settings["vocabulary"])}
+        reranker = Reranker.from_files(files, where) if "reranker.json" in files else None
         return cls(vocabulary=vocabulary, n_buckets=settings["n_buckets"], body_scale=settings["body_scale"],
-                   meta=settings["meta"], **arrays)
+                   meta=settings["meta"], reranker=reranker, **arrays)
 
     def save(self, directory: Path) -> None:
         directory = Path(directory)
@@ -146,12 +144,16 @@ class CodeEncoder:
         for name, data in self.to_files().items():
             with atomic_output(directory / name) as file:
                 file.write(data)
+        if self.reranker is None:  # an earlier run's reranker belongs to an earlier encoder
+            for name in RERANKER_FILES:
+                (directory / name).unlink(missing_ok=True)
 
     @classmethod
     def load(cls, directory: Path) -> CodeEncoder:
         directory = Path(directory)
         try:
             files = {name: (directory / name).read_bytes() for name in ("encoder.npz", "encoder.json")}
+            files |= {name: (directory / name).read_bytes() for name in RERANKER_FILES if (directory / name).is_file()}
         except OSError as error:
             raise HashHopError(f"{directory} holds no code encoder ({error.strerror}); train one with: hashhop code train") from None
         return cls.from_files(files, str(directory))

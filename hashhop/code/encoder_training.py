@@ -19,7 +19,7 @@ import sysconfig
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +27,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hashhop.code.encoder import PAD, CodeEncoder, symbol_bags, word_rows
 from hashhop.code.index import build_index
+from hashhop.code.reranker_training import train_reranker
 from hashhop.code.symbols import Symbol
-from hashhop.code.words import first_sentence, search_words
+from hashhop.code.words import MIN_SUMMARY_WORDS, first_sentence, search_words
 from hashhop.errors import HashHopError
 from hashhop.tokenize import random_features
 from hashhop.train_config import checked_config, read_config_data
 
-MIN_SUMMARY_WORDS = 4
-"""Shorter summaries ("Constructor.", "Return x.") say too little to learn from or to ask."""
 MIN_LR_RATIO = 0.1
 """The learning rate decays along a cosine to this fraction of `lr`."""
 
@@ -48,6 +47,12 @@ class EncoderTrainConfig(BaseModel):
     imported), or directories."""
     held_out: list[str] = ["stdlib", "numpy"]
     """Trees whose code must not be trained on: 'stdlib' or a package name."""
+    rerank_packages: list[str] = []
+    """Packages the reranker learns from (none: no reranker). The encoder never trains on
+    them, so its scores there are scores on new code, as in a real search."""
+    rerank_hidden: int = Field(32, ge=1)
+    rerank_epochs: int = Field(20, ge=1)
+    rerank_lr: float = Field(3e-3, gt=0)
     exclude: list[str] = ["tests", "test", "testing", "test_*.py", "site-packages"]
     dim: int = Field(128, ge=8)
     feature_dim: int = Field(128, ge=2)
@@ -102,7 +107,7 @@ def collect_pairs(config: EncoderTrainConfig, log: Callable[[str], None] = print
     training_trees = {name: tree_of(name) for name in config.packages}  # a missing package fails first
     held_bodies: set[str] = set()
     held_summaries: set[str] = set()
-    for name in config.held_out:
+    for name in config.held_out + config.rerank_packages:
         index, _ = build_index(tree_of(name), exclude)
         for symbol in index.symbols:
             held_bodies.add(_body_key(symbol))
@@ -176,6 +181,9 @@ def train_encoder(config: EncoderTrainConfig, log: Callable[[str], None] = print
 
     from hashhop.code.encoder_model import EncoderModel, info_nce
 
+    shared = sorted(set(config.packages) & set(config.rerank_packages))
+    if shared:
+        raise HashHopError(f"{shared[0]!r} is in both packages and rerank_packages: the reranker must learn on code the encoder never saw")
     torch.manual_seed(config.seed)
     pairs = collect_pairs(config, log)
     if len(pairs) < config.batch_size + config.validation_pairs:
@@ -209,6 +217,11 @@ def train_encoder(config: EncoderTrainConfig, log: Callable[[str], None] = print
     if config.validation_pairs:
         held = slice(n_train, len(pairs))
         log(f"validation: {validation_report(encoder, pairs[held])}")
+    if config.rerank_packages:
+        trees = [tree_of(name) for name in config.rerank_packages]
+        reranker = train_reranker(encoder, trees, tuple(config.exclude), config.rerank_hidden,
+                                  config.rerank_epochs, config.rerank_lr, config.seed, log)
+        encoder = replace(encoder, reranker=reranker)
     encoder.save(Path(config.out_dir))
     return encoder
 

@@ -48,15 +48,25 @@ def search_words(text: str) -> list[str]:
     return [word for identifier in _IDENTIFIER.findall(text) for word in _identifier_words(identifier)]
 
 
+def part_words(text: str) -> list[str]:
+    """`search_words` without the whole identifiers: the words a name is made of."""
+    return [word for identifier in _IDENTIFIER.findall(text) for word in _stemmed_parts(identifier)]
+
+
+@lru_cache(maxsize=1 << 18)
+def _stemmed_parts(identifier: str) -> tuple[str, ...]:
+    """Cached: a tree repeats its identifiers, and splitting and stemming is the slow part."""
+    return tuple(_stemmer.stemWord(part) for part in identifier_parts(identifier) if part not in STOP_WORDS and len(part) > 1)
+
+
 @lru_cache(maxsize=1 << 18)
 def _identifier_words(identifier: str) -> tuple[str, ...]:
-    """Cached: a tree repeats its identifiers, and splitting and stemming is the slow part."""
-    parts = identifier_parts(identifier)
-    words = [_stemmer.stemWord(part) for part in parts if part not in STOP_WORDS and len(part) > 1]
-    if len(parts) > 1:
-        words.append(name_key(identifier))
-    return tuple(words)
+    words = _stemmed_parts(identifier)
+    return words + (name_key(identifier),) if len(identifier_parts(identifier)) > 1 else words
 
+
+MIN_SUMMARY_WORDS = 4
+"""Shorter summaries ("Constructor.", "Return x.") say too little to learn from or to ask."""
 
 _SENTENCE_END = re.compile(r"(.+?[.!?])(?:\s|$)")
 
