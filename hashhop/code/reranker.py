@@ -38,10 +38,10 @@ FEATURES = (
     "log_lines", "function", "method", "class", "private", "dunder",
 )
 """One row per candidate. Coverages: the share of the candidate's own name's parts (its last
-name part: `read_lines` -> read, line) / its qualified name's parts found in the query; the share of the query's words the
-candidate's BM25 document holds, plain and weighted by IDF; the IDF share found in its name."""
+name part: `read_lines` -> read, line) and of its qualified name's parts found in the query;
+the share of the query's words the candidate's BM25 document holds, plain and weighted by
+IDF; the IDF share found in its name. `function`, `method`, `class`: its kind, one-hot."""
 
-KINDS = ("function", "method", "class")
 RERANKER_FORMAT = "hashhop-code-reranker"
 RERANKER_FILES = ("reranker.npz", "reranker.json")
 """What `to_files` writes (`stored_arrays.to_stored`)."""
@@ -77,33 +77,32 @@ def candidate_features(
     """[len(candidates), len(FEATURES)] float32 for symbol positions `candidates`, in the
     first stage's order. `channel_scores` holds each candidate's `bm25` and `encoder`
     score; `first_stage` (its fused score) and `priors` are per candidate too."""
+    n = len(candidates)
     positions = np.asarray(candidates, dtype=np.int64)
     query_words = set(evidence.words)
-    holds = np.zeros((len(positions), len(evidence.words)), dtype=np.float32)
+    holds = np.zeros((n, len(evidence.words)), dtype=np.float32)  # does candidate i's document hold query word j?
     for column, found in enumerate(evidence.documents):  # sorted: a binary search per candidate
         at = np.minimum(np.searchsorted(found, positions), max(len(found) - 1, 0))
         holds[:, column] = (found[at] == positions) if len(found) else 0.0
     idf_total = max(float(evidence.idf.sum()), 1e-6)
-    rows = np.zeros((len(positions), len(FEATURES)), dtype=np.float32)
-    rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3] = first_stage, channel_scores["bm25"], channel_scores["encoder"], priors
-    rows[:, 4] = np.log1p(np.arange(len(positions))) / math.log(RERANK_DEPTH)
-    rows[:, 8] = holds.mean(1) if evidence.words else 0.0
-    rows[:, 9] = holds @ evidence.idf / idf_total
+    columns = {name: np.zeros(n, dtype=np.float32) for name in FEATURES}
+    columns |= {"first_stage": first_stage, "bm25": channel_scores["bm25"], "encoder": channel_scores["encoder"], "prominence": priors}
+    columns["log_rank"] = np.log1p(np.arange(n)) / math.log(RERANK_DEPTH)
+    columns["query_coverage"] = holds.mean(1) if evidence.words else columns["query_coverage"]
+    columns["query_idf_coverage"] = holds @ evidence.idf / idf_total
     for row, position in enumerate(candidates):
         symbol = symbols[position]
         own = set(part_words(symbol.name))
         name = set(part_words(symbol.qualname.replace(".<locals>.", ".")))
-        in_name = np.array([word in name for word in evidence.words], dtype=np.float32)
-        rows[row, 5:8] = (len(own & query_words) / max(len(own), 1), bool(own) and own <= query_words,
-                          len(name & query_words) / max(len(name), 1))
-        rows[row, 10:] = (
-            float(evidence.idf @ in_name) / idf_total,
-            math.log1p(symbol.source.count("\n")) / 8,
-            *(symbol.kind == kind for kind in KINDS),
-            symbol.name.startswith("_"),
-            symbol.name.startswith("__") and symbol.name.endswith("__"),
-        )
-    return rows
+        columns["own_name_coverage"][row] = len(own & query_words) / max(len(own), 1)
+        columns["own_name_covered"][row] = bool(own) and own <= query_words
+        columns["name_coverage"][row] = len(name & query_words) / max(len(name), 1)
+        columns["query_idf_in_name"][row] = sum(idf for word, idf in zip(evidence.words, evidence.idf) if word in name) / idf_total
+        columns["log_lines"][row] = math.log1p(symbol.source.count("\n")) / 8
+        columns[symbol.kind][row] = 1.0
+        columns["private"][row] = symbol.name.startswith("_")
+        columns["dunder"][row] = symbol.name.startswith("__") and symbol.name.endswith("__")
+    return np.stack([columns[name] for name in FEATURES], axis=1)
 
 
 @dataclass

@@ -12,6 +12,7 @@ validation figures).
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -25,7 +26,7 @@ VALIDATION_SHARE = 0.1
 """Queries kept out of training to report what the reranker gained."""
 
 
-def rerank_queries(trees: list, exclude: tuple[str, ...]) -> tuple[CodeIndex, dict[str, set[str]]]:
+def rerank_queries(trees: list[Path], exclude: tuple[str, ...]) -> tuple[CodeIndex, dict[str, set[str]]]:
     """(the trees' docstring-free index, summary -> full names of the symbols it opens);
     a summary too long to search with is left out."""
     answers: dict[str, set[str]] = {}
@@ -93,7 +94,7 @@ def accuracy_at_1(scores: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> f
 
 
 def train_reranker(
-    encoder: CodeEncoder, trees: list, exclude: tuple[str, ...], hidden: int, epochs: int, lr: float, seed: int,
+    encoder: CodeEncoder, trees: list[Path], exclude: tuple[str, ...], hidden: int, epochs: int, lr: float, seed: int,
     log: Callable[[str], None] = print,
 ) -> Reranker:
     """Examples from `trees` searched with `encoder`; a reranker trained on 90% of their
