@@ -9,7 +9,9 @@ occurs in a held-out tree is dropped, which is every pair of those packages and 
     PYTHONPATH=. python benchmarks/code_fusion_dev.py --encoder runs/code/encoder-dev
 
 Queries are 1,000 seeded docstring first sentences, searched against the docstring-free
-index; the table gives Acc@1 and MRR@10 for each encoder weight.
+index; the table gives Acc@1 and MRR@10 for each encoder weight without the reranker, and at
+the shipped weight with it when the encoder carries one (its rerank_packages are neither the
+encoder's nor the dev corpus's).
 """
 
 from __future__ import annotations
