@@ -66,7 +66,7 @@ def search(
     k: Annotated[int, typer.Option("-k", help="Results to show.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON list of results instead of a table.")] = False,
 ) -> None:
-    """Ranked results: qualified name, file:line, signature, first docstring line, score."""
+    """Ranked results: qualified name, file:line, signature, first docstring line, score (for a description searched with a reranker: its probability among the top 50)."""
     from hashhop.code.index import load_index
     from hashhop.code.search import CodeSearcher
 

@@ -38,6 +38,8 @@ MAX_QUERY_CHARS = 2000
 class Hit:
     symbol: Symbol
     score: float
+    """The fused channel scores plus the prior; for a reranked description, the reranker's
+    probability that this is the symbol asked for (0 below the reranked top)."""
     position: int
     """Index into `CodeIndex.symbols`."""
 
