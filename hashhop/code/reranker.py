@@ -132,7 +132,7 @@ class Reranker:
     def from_files(cls, files: dict[str, bytes], where: str) -> Reranker:
         settings, arrays = from_stored(files, "reranker", _ARRAYS, where, "reranker")
         if settings.get("format") != RERANKER_FORMAT or settings.get("features") != list(FEATURES):
-            raise HashHopError(f"{where} holds a reranker of other features than this version reads; retrain it with: hashhop code train")
+            raise HashHopError(f"{where} holds a reranker of other features than this version reads: retrain it (hashhop code train) and index again with the new encoder")
         return cls(meta=settings.get("meta", {}), **arrays)
 
 
