@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from hashhop.code.index import build_index, load_index, save_index
-from hashhop.code.search import CodeSearcher, with_search_state
+from hashhop.code.search import CHANNEL_WEIGHTS, PROMINENCE_WEIGHT, CodeSearcher, with_search_state
 from hashhop.errors import HashHopError
 
 TREE = {
@@ -78,6 +78,63 @@ def top(searcher: CodeSearcher, query: str) -> str:
 )
 def test_names_are_found_in_any_case_or_separators_and_with_typos(searcher, query, expected):
     assert top(searcher, query) == expected
+
+
+NAME_CLASHES = {
+    "web/http/models.py": "class Request:\n" + "".join(f"    setting_{number} = {number}\n" for number in range(60)),
+    "clients.py": '''
+class Transport:
+    def request(self, request):
+        return self.send_request(request, request_timeout=request.timeout)
+
+
+class Client:
+    def request(self, request):
+        return self.request_queue.put(request)
+
+
+def load_append(stack):
+    return stack.append
+
+
+def load_appends(stack):
+    return stack.extend
+
+
+def _(message):
+    return message
+''',
+}
+
+
+@pytest.fixture(scope="module")
+def clashes(tmp_path_factory) -> CodeSearcher:
+    root = tmp_path_factory.mktemp("clashes")
+    for name, text in NAME_CLASHES.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return CodeSearcher(build_index(root)[0])
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("Request", "Request"),
+        ("request", "Transport.request"),
+        ("loadappends", "load_appends"),  # the same key; load_append is one edit away
+        ("_", "_"),  # a name of underscores only has no key without them
+    ],
+)
+def test_a_name_spelled_as_asked_or_equal_up_to_case_comes_first(clashes, query, expected):
+    assert top(clashes, query) == expected
+
+
+def test_no_channel_can_lift_another_name_over_the_one_spelled_as_asked(clashes):
+    """The stdlib's `urllib.request.Request` sat below `request` methods whose words
+    BM25 scores higher: an exact spelling must lead by more than BM25 and the prior add."""
+    names = {clashes.symbols[p].qualname: score for p, score in clashes.channels["names"].scores("Request", 10).items()}
+    most_others_add = CHANNEL_WEIGHTS["bm25"] + PROMINENCE_WEIGHT
+    assert names["Request"] - names["Transport.request"] > most_others_add
 
 
 def test_descriptions_find_code_by_its_words(searcher):

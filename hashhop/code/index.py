@@ -32,7 +32,8 @@ from hashhop.dataset import atomic_output
 from hashhop.errors import HashHopError
 
 FORMAT = "hashhop-code-index"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+"""3: the stored BM25 words stem whole compound identifiers (`words.search_words`)."""
 _SYMBOL_FIELDS = [symbol_field.name for symbol_field in fields(Symbol)]
 ENCODER_DIR = "encoder/"
 SEARCH_DIR = "search/"

@@ -61,8 +61,10 @@ def _stemmed_parts(identifier: str) -> tuple[str, ...]:
 
 @lru_cache(maxsize=1 << 18)
 def _identifier_words(identifier: str) -> tuple[str, ...]:
+    """The stemmed parts, and the whole identifier stemmed as one word: `load_appends` gives
+    `loadappend`, as the query `loadappends` does (unstemmed, `load_append` matched it instead)."""
     words = _stemmed_parts(identifier)
-    return words + (name_key(identifier),) if len(identifier_parts(identifier)) > 1 else words
+    return words + (_stemmer.stemWord(name_key(identifier)),) if len(identifier_parts(identifier)) > 1 else words
 
 
 MIN_SUMMARY_WORDS = 4
