@@ -50,11 +50,12 @@ demo: install
 	$(HASHHOP) train --config configs/identifier.toml --set out_dir=$(DEMO)/identifier --set steps=1500 --set task.one_hop_steps=1000
 	$(HASHHOP) eval --backend hashhop --model $(DEMO)/identifier --tokens 32..2048 --hops 1,2 --cot --samples 20 --batch-size 16 --out $(DEMO)/identifier-eval
 	# 4. The long-term-memory model, trained on CPU in its two stages (about a minute of skip
-	#    answers, then 300 of the second config's 600 steps adding chain of thought), then asked
-	#    1-, 2- and 3-hop questions, with and without the chain written out, about 1M tokens of
-	#    context (its own tokens: ~250K pairs), ingested by streaming.
+	#    answers, then the second config's 600 steps adding chain of thought: after 300, 2- and
+	#    3-hop chains ran on past their end), then asked 1-, 2- and 3-hop questions, with and
+	#    without the chain written out, about 1M tokens of context (its own tokens: ~250K
+	#    pairs), ingested by streaming.
 	$(HASHHOP) train --config configs/memory.toml --set out_dir=$(DEMO)/memory-skip
-	$(HASHHOP) train --config configs/memory_cot.toml --set init_from=$(DEMO)/memory-skip --set out_dir=$(DEMO)/memory --set steps=300
+	$(HASHHOP) train --config configs/memory_cot.toml --set init_from=$(DEMO)/memory-skip --set out_dir=$(DEMO)/memory
 	$(HASHHOP) eval --backend hashhop --model $(DEMO)/memory --tokens 1000000 --hops 1,2,3 --both --samples 1 --out $(DEMO)/memory-eval
 	$(HASHHOP) report $(DEMO)/smollm2 $(DEMO)/identifier-eval $(DEMO)/memory-eval --out $(DEMO)
 	# 5. Code memory: a small code encoder and reranker learned from installed packages (the standard library

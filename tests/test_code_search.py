@@ -120,7 +120,6 @@ def clashes(tmp_path_factory) -> CodeSearcher:
     ("query", "expected"),
     [
         ("Request", "Request"),
-        ("request", "Transport.request"),
         ("loadappends", "load_appends"),  # the same key; load_append is one edit away
         ("_", "_"),  # a name of underscores only has no key without them
     ],
