@@ -1,8 +1,10 @@
 """The channels of code search: names (exact and fuzzy), BM25 over words, learned vectors.
 
-Each channel maps a query to {symbol position: score in [0, 1]} for its best candidates;
-`search.py` fuses them. Scores are comparable across queries (1 = as good as this channel
-can say), which a fusion by weighted sum needs.
+Each channel maps a query to {symbol position: score} for its best candidates; `search.py`
+fuses them. Scores are comparable across queries, which a fusion by weighted sum needs: BM25
+and the encoder score in [0, 1] (1 = as good as the channel can say); names score 1 for a
+match up to case and separators, less per edit, and 2 for the exact spelling, so that no
+other channel can lift another name above it.
 """
 
 from __future__ import annotations
